@@ -1,0 +1,190 @@
+"""One frozen, typed settings object, built once in the entrypoint and passed down.
+
+Precedence (lowest to highest): defaults < TOML file < ``KUNTUR_*`` environment < CLI
+overrides. Library code never reads ``os.environ``: the CLI hands the environment in.
+
+>>> s = load_settings(env={"KUNTUR_ALERT_THRESHOLD": "0.8"})
+>>> s.alert_threshold
+0.8
+>>> str(Settings(kafka_sasl_password=Secret("hunter2")).kafka_sasl_password)
+'******'
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from config.errors import ConfigError
+
+ENV_PREFIX = "KUNTUR_"
+DAY = 86_400.0
+
+
+class Secret:
+    """A string that never prints: ``repr``/``str`` are masked, ``reveal()`` gives the value."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __repr__(self) -> str:
+        return "Secret('******')"
+
+    def __str__(self) -> str:
+        return "******"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Every knob of a Kuntur worker, simulator and demo. See docs/configuration in README."""
+
+    # Kafka connection. Security is configuration, never code.
+    kafka_bootstrap: str = field(default="127.0.0.1:9092", metadata={"help": "host:port[,host:port]"})
+    kafka_security_protocol: str = field(default="PLAINTEXT", metadata={"help": "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL"})
+    kafka_sasl_mechanism: str = field(default="", metadata={"help": "PLAIN, SCRAM-SHA-256, SCRAM-SHA-512"})
+    kafka_sasl_username: str = field(default="", metadata={"help": "SASL user"})
+    kafka_sasl_password: Secret = field(default=Secret(""), metadata={"help": "SASL password (masked in logs)"})
+    kafka_ssl_cafile: str = field(default="", metadata={"help": "CA bundle for SSL"})
+
+    # Application identity, topics and partitioning.
+    app_id: str = field(default="kuntur", metadata={"help": "Faust app id = consumer group and internal-topic prefix"})
+    topic_transactions: str = field(default="transactions", metadata={"help": "input transactions topic"})
+    topic_labels: str = field(default="labels", metadata={"help": "input fraud labels topic"})
+    topic_alerts: str = field(default="alerts", metadata={"help": "output alerts topic"})
+    topic_scores: str = field(default="scores", metadata={"help": "optional topic with every scored transaction"})
+    topic_dlq: str = field(default="transactions-dlq", metadata={"help": "dead-letter topic"})
+    emit_scores: bool = field(default=False, metadata={"help": "also write every score to topic_scores"})
+    partitions: int = field(default=4, metadata={"help": "partitions of every topic Kuntur creates (bounds parallelism)"})
+    replication_factor: int = field(default=1, metadata={"help": "replication factor of topics Kuntur creates"})
+
+    # Detection.
+    alert_threshold: float = field(default=0.5, metadata={"help": "score at or above which an alert is emitted"})
+    model: str = field(default="logreg", metadata={"help": "River candidate (kuntur features --models lists them)"})
+    label_horizon_s: float = field(default=7 * DAY, metadata={"help": "event-time seconds after which an unreported transaction teaches 'genuine'"})
+    late_tolerance_s: float = field(default=3_600.0, metadata={"help": "how late (event time) an event may arrive and still update windows"})
+    state_ttl_s: float = field(default=35 * DAY, metadata={"help": "idle time after which per-entity state expires"})
+    pending_capacity: int = field(default=500_000, metadata={"help": "max scored transactions kept awaiting a label (bounds memory)"})
+
+    # Persistence.
+    data_dir: str = field(default="data", metadata={"help": "worker data dir (Faust datadir, checkpoints)"})
+    checkpoint_interval_s: float = field(default=60.0, metadata={"help": "wall-clock seconds between model checkpoints"})
+
+    # Operations.
+    web_host: str = field(default="127.0.0.1", metadata={"help": "bind address of /metrics (0.0.0.0 in containers)"})
+    web_port: int = field(default=6066, metadata={"help": "port of /metrics"})
+    log_level: str = field(default="info", metadata={"help": "debug, info, warning, error"})
+    log_format: str = field(default="text", metadata={"help": "text or json (JSON lines)"})
+
+    def as_dict(self) -> dict[str, Any]:
+        """Settings as plain values for logs; secrets stay masked."""
+        return {f.name: (str(v) if isinstance(v, Secret) else v) for f in fields(self) for v in [getattr(self, f.name)]}
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **_coerce_all(changes, source="override"))
+
+    def kafka_client_config(self) -> dict[str, str]:
+        """librdkafka (confluent-kafka) connection settings."""
+        conf = {"bootstrap.servers": self.kafka_bootstrap, "security.protocol": self.kafka_security_protocol}
+        if self.kafka_sasl_mechanism:
+            conf["sasl.mechanism"] = self.kafka_sasl_mechanism
+            conf["sasl.username"] = self.kafka_sasl_username
+            conf["sasl.password"] = self.kafka_sasl_password.reveal()
+        if self.kafka_ssl_cafile:
+            conf["ssl.ca.location"] = self.kafka_ssl_cafile
+        return conf
+
+    @property
+    def kafka_bootstrap_servers(self) -> list[str]:
+        return [s.strip() for s in self.kafka_bootstrap.split(",") if s.strip()]
+
+
+_FIELDS = {f.name: f for f in fields(Settings)}
+
+
+def env_names() -> list[str]:
+    """Every environment variable the settings object reads."""
+    return [ENV_PREFIX + name.upper() for name in _FIELDS]
+
+
+def _coerce(name: str, value: Any, source: str) -> Any:
+    if name not in _FIELDS:
+        raise ConfigError(f"unknown setting {name!r} (from {source}); known: {', '.join(sorted(_FIELDS))}")
+    kind = type(_FIELDS[name].default)
+    try:
+        if kind is Secret:
+            return value if isinstance(value, Secret) else Secret(str(value))
+        if kind is bool:
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text not in {"1", "0", "true", "false", "yes", "no", "on", "off"}:
+                raise ValueError(text)
+            return text in {"1", "true", "yes", "on"}
+        if kind is int and isinstance(value, float) and not value.is_integer():
+            raise ValueError(value)
+        return kind(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"setting {name!r} from {source} must be {kind.__name__}, got {value!r}") from None
+
+
+def _coerce_all(values: Mapping[str, Any], source: str) -> dict[str, Any]:
+    return {k: _coerce(k, v, source) for k, v in values.items()}
+
+
+def load_settings(
+    env: Mapping[str, str] | None = None,
+    path: str | Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Build settings from an optional TOML file, ``KUNTUR_*`` variables and overrides.
+
+    The TOML file may be given by ``path`` or ``KUNTUR_CONFIG``; keys are setting names,
+    either at the top level or under a ``[kuntur]`` table.
+    """
+    env = env or {}
+    values: dict[str, Any] = {}
+    path = path or env.get(ENV_PREFIX + "CONFIG")
+    if path:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file {str(p)!r} does not exist")
+        with p.open("rb") as fh:
+            data = tomllib.load(fh)
+        values.update(_coerce_all(data.get("kuntur", data), source=str(p)))
+    for key, raw in env.items():
+        if key.startswith(ENV_PREFIX) and key != ENV_PREFIX + "CONFIG":
+            values[key[len(ENV_PREFIX):].lower()] = _coerce(key[len(ENV_PREFIX):].lower(), raw, source=key)
+    values.update(_coerce_all({k: v for k, v in (overrides or {}).items() if v is not None}, "override"))
+    settings = Settings(**values)
+    _check(settings)
+    return settings
+
+
+def _check(s: Settings) -> None:
+    if not 0.0 <= s.alert_threshold <= 1.0:
+        raise ConfigError(f"alert_threshold must be in [0, 1], got {s.alert_threshold}")
+    if s.partitions < 1:
+        raise ConfigError(f"partitions must be >= 1, got {s.partitions}")
+    if s.log_format not in {"text", "json"}:
+        raise ConfigError(f"log_format must be 'text' or 'json', got {s.log_format!r}")
+    for name in ("label_horizon_s", "late_tolerance_s", "state_ttl_s", "checkpoint_interval_s"):
+        if getattr(s, name) < 0:
+            raise ConfigError(f"{name} must be >= 0")

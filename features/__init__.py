@@ -1,0 +1,1 @@
+"""Per-entity rolling-window state and feature extraction (pure Python, no Kafka)."""
