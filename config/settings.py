@@ -52,46 +52,50 @@ class Secret:
         return "******"
 
 
+def _opt(default: Any, help: str) -> Any:
+    """A settings field with its help text (shown by --help and in docs)."""
+    return field(default=default, metadata={"help": help})
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Every knob of a Kuntur worker, simulator and demo. See docs/configuration in README."""
 
     # Kafka connection. Security is configuration, never code.
-    kafka_bootstrap: str = field(default="127.0.0.1:9092", metadata={"help": "host:port[,host:port]"})
-    kafka_security_protocol: str = field(default="PLAINTEXT", metadata={"help": "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL"})
-    kafka_sasl_mechanism: str = field(default="", metadata={"help": "PLAIN, SCRAM-SHA-256, SCRAM-SHA-512"})
-    kafka_sasl_username: str = field(default="", metadata={"help": "SASL user"})
-    kafka_sasl_password: Secret = field(default=Secret(""), metadata={"help": "SASL password (masked in logs)"})
-    kafka_ssl_cafile: str = field(default="", metadata={"help": "CA bundle for SSL"})
+    kafka_bootstrap: str = _opt("127.0.0.1:9092", "host:port[,host:port]")
+    kafka_security_protocol: str = _opt("PLAINTEXT", "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL")
+    kafka_sasl_mechanism: str = _opt("", "PLAIN, SCRAM-SHA-256, SCRAM-SHA-512")
+    kafka_sasl_username: str = _opt("", "SASL user")
+    kafka_sasl_password: Secret = _opt(Secret(""), "SASL password (masked in logs)")
+    kafka_ssl_cafile: str = _opt("", "CA bundle for SSL")
 
     # Application identity, topics and partitioning.
-    app_id: str = field(default="kuntur", metadata={"help": "Faust app id = consumer group and internal-topic prefix"})
-    topic_transactions: str = field(default="transactions", metadata={"help": "input transactions topic"})
-    topic_labels: str = field(default="labels", metadata={"help": "input fraud labels topic"})
-    topic_alerts: str = field(default="alerts", metadata={"help": "output alerts topic"})
-    topic_scores: str = field(default="scores", metadata={"help": "optional topic with every scored transaction"})
-    topic_dlq: str = field(default="transactions-dlq", metadata={"help": "dead-letter topic"})
-    emit_scores: bool = field(default=False, metadata={"help": "also write every score to topic_scores"})
-    partitions: int = field(default=4, metadata={"help": "partitions of every topic Kuntur creates (bounds parallelism)"})
-    replication_factor: int = field(default=1, metadata={"help": "replication factor of topics Kuntur creates"})
+    app_id: str = _opt("kuntur", "Faust app id = consumer group and internal-topic prefix")
+    topic_transactions: str = _opt("transactions", "input transactions topic")
+    topic_labels: str = _opt("labels", "input fraud labels topic")
+    topic_alerts: str = _opt("alerts", "output alerts topic")
+    topic_scores: str = _opt("scores", "optional topic with every scored transaction")
+    topic_dlq: str = _opt("transactions-dlq", "dead-letter topic")
+    emit_scores: bool = _opt(False, "also write every score to topic_scores")
+    partitions: int = _opt(4, "partitions of every topic Kuntur creates (bounds parallelism)")
+    replication_factor: int = _opt(1, "replication factor of topics Kuntur creates")
 
     # Detection.
-    alert_threshold: float = field(default=0.5, metadata={"help": "score at or above which an alert is emitted"})
-    model: str = field(default="logreg", metadata={"help": "River candidate (kuntur features --models lists them)"})
-    label_horizon_s: float = field(default=7 * DAY, metadata={"help": "event-time seconds after which an unreported transaction teaches 'genuine'"})
-    late_tolerance_s: float = field(default=3_600.0, metadata={"help": "how late (event time) an event may arrive and still update windows"})
-    state_ttl_s: float = field(default=35 * DAY, metadata={"help": "idle time after which per-entity state expires"})
-    pending_capacity: int = field(default=500_000, metadata={"help": "max scored transactions kept awaiting a label (bounds memory)"})
+    alert_threshold: float = _opt(0.5, "score at or above which an alert is emitted")
+    model: str = _opt("logreg", "River candidate (kuntur features --models lists them)")
+    label_horizon_s: float = _opt(7 * DAY, "event-time seconds after which an unreported transaction teaches 'genuine'")
+    late_tolerance_s: float = _opt(3_600.0, "how late (event time) an event may arrive and still update windows")
+    state_ttl_s: float = _opt(35 * DAY, "idle time after which per-entity state expires")
+    pending_capacity: int = _opt(500_000, "max scored transactions kept awaiting a label (bounds memory)")
 
     # Persistence.
-    data_dir: str = field(default="data", metadata={"help": "worker data dir (Faust datadir, checkpoints)"})
-    checkpoint_interval_s: float = field(default=60.0, metadata={"help": "wall-clock seconds between model checkpoints"})
+    data_dir: str = _opt("data", "worker data dir (Faust datadir, checkpoints)")
+    checkpoint_interval_s: float = _opt(60.0, "wall-clock seconds between model checkpoints")
 
     # Operations.
-    web_host: str = field(default="127.0.0.1", metadata={"help": "bind address of /metrics (0.0.0.0 in containers)"})
-    web_port: int = field(default=6066, metadata={"help": "port of /metrics"})
-    log_level: str = field(default="info", metadata={"help": "debug, info, warning, error"})
-    log_format: str = field(default="text", metadata={"help": "text or json (JSON lines)"})
+    web_host: str = _opt("127.0.0.1", "bind address of /metrics (0.0.0.0 in containers)")
+    web_port: int = _opt(6066, "port of /metrics")
+    log_level: str = _opt("info", "debug, info, warning, error")
 
     def as_dict(self) -> dict[str, Any]:
         """Settings as plain values for logs; secrets stay masked."""
@@ -171,7 +175,7 @@ def load_settings(
         values.update(_coerce_all(data.get("kuntur", data), source=str(p)))
     for key, raw in env.items():
         if key.startswith(ENV_PREFIX) and key != ENV_PREFIX + "CONFIG":
-            values[key[len(ENV_PREFIX):].lower()] = _coerce(key[len(ENV_PREFIX):].lower(), raw, source=key)
+            values[key[len(ENV_PREFIX) :].lower()] = _coerce(key[len(ENV_PREFIX) :].lower(), raw, source=key)
     values.update(_coerce_all({k: v for k, v in (overrides or {}).items() if v is not None}, "override"))
     settings = Settings(**values)
     _check(settings)
@@ -183,8 +187,6 @@ def _check(s: Settings) -> None:
         raise ConfigError(f"alert_threshold must be in [0, 1], got {s.alert_threshold}")
     if s.partitions < 1:
         raise ConfigError(f"partitions must be >= 1, got {s.partitions}")
-    if s.log_format not in {"text", "json"}:
-        raise ConfigError(f"log_format must be 'text' or 'json', got {s.log_format!r}")
     for name in ("label_horizon_s", "late_tolerance_s", "state_ttl_s", "checkpoint_interval_s"):
         if getattr(s, name) < 0:
             raise ConfigError(f"{name} must be >= 0")

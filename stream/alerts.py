@@ -1,0 +1,58 @@
+"""Alert records (DESIGN.md): explainable, idempotent by ``alert_id``."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from features.catalogue import describe
+from models.detector import Scored
+
+from features.transaction import Transaction
+
+_ALERT_NS = uuid.UUID("6b756e74-7572-4b75-6e74-757266726175")  # "kuntur"-derived, fixed forever
+
+
+def alert_id(transaction_id: str) -> str:
+    """Stable id: the same transaction always yields the same alert id (idempotent sinks)."""
+    return str(uuid.uuid5(_ALERT_NS, transaction_id))
+
+
+def iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, tz=UTC).isoformat()
+
+
+def build_alert(
+    tx: Transaction,
+    features: dict[str, float],
+    scored: Scored,
+    threshold: float,
+    model_version: str,
+    rules: list[str],
+    scored_at: float,
+) -> dict[str, Any]:
+    return {
+        "alert_id": alert_id(tx.transaction_id),
+        "transaction_id": tx.transaction_id,
+        "account_id": tx.account_id,
+        "institution_id": tx.institution_id,
+        "event_time": iso(tx.ts),
+        "scored_at": iso(scored_at),
+        "score": round(scored.score, 6),
+        "threshold": threshold,
+        "model_version": model_version,
+        "reasons": [
+            {
+                "feature": r.feature,
+                "value": r.value,
+                "text": describe(r.feature, r.value),
+                "contribution": round(r.contribution, 6),
+            }
+            for r in scored.reasons
+        ],
+        "rules": rules,
+        "features": features,
+        "amount": tx.amount,
+        "merchant_id": tx.merchant_id,
+    }

@@ -1,0 +1,303 @@
+"""The Faust application: topics, tables and the agents that wrap the pure pipeline.
+
+Flow (every hop keyed so that state stays local to one partition)::
+
+    transactions (key account) ─ accounts ─▶ <app>-by-merchant (key merchant) ─ merchants ─▶
+    <app>-to-score (key account) ─ scoring ─▶ alerts / scores
+    labels (key account) ─ labels ─▶ learner; confirmed fraud ─▶ <app>-by-merchant (fraud rate)
+
+The scoring and labels agents read co-partitioned topics (both keyed by account), so a
+label reaches the worker that scored its transaction and holds its features.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import faust
+import orjson
+from faust.types import EventT
+from features.account import is_expired as account_expired
+from features.merchant import is_expired as merchant_expired
+from models.checkpoint import save_checkpoint
+
+from config.settings import Settings
+from stream.alerts import build_alert
+from stream.core import Pipeline
+from stream.errors import InvalidEvent
+from stream.metrics import Metrics
+from stream.validation import dead_letter, parse_label, parse_transaction
+from stream.wire import decode, encode_merchant_fraud, encode_stage, tx_from_list
+
+log = logging.getLogger("kuntur")
+
+
+class ExpiringTable(faust.Table):
+    """A table that remembers each key's partition so idle entities can be deleted.
+
+    Deleting a key outside an event needs its changelog partition; Faust only knows it
+    while the writing event is current, so we record it at write and at recovery.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.key_partitions: dict[Any, int] = {}
+
+    def on_key_set(self, key: Any, value: Any) -> None:
+        fut = self.send_changelog(self.partition_for_key(key), key, value)
+        self.key_partitions[key] = fut.message.partition
+
+    def apply_changelog_batch(self, batch: Any) -> None:
+        events = list(batch)
+        for event in events:
+            self.key_partitions[event.key] = event.message.partition
+        super().apply_changelog_batch(events)
+
+    def expire(self, is_expired: Any, now: float, ttl: float) -> int:
+        """Delete entities idle for longer than ``ttl`` (event time); returns how many."""
+        gone = [k for k, v in list(self.data.items()) if v and is_expired(type_state(self.name, v), now, ttl)]
+        for key in gone:
+            partition = self.key_partitions.pop(key, None)
+            if partition is None:
+                continue
+            self.send_changelog(partition, key, None, value_serializer="raw")
+            self.data.pop(key, None)
+        return len(gone)
+
+
+def type_state(table_name: str, raw: bytes) -> Any:
+    from features.account import AccountState
+    from features.merchant import MerchantState
+
+    return (AccountState if table_name.startswith("accounts") else MerchantState).from_bytes(raw)
+
+
+def now_iso() -> str:
+    return datetime.now(tz=UTC).isoformat()
+
+
+def broker_credentials(settings: Settings) -> Any:
+    if settings.kafka_sasl_mechanism:
+        return faust.SASLCredentials(
+            username=settings.kafka_sasl_username,
+            password=settings.kafka_sasl_password.reveal(),
+            mechanism=settings.kafka_sasl_mechanism,
+        )
+    if settings.kafka_security_protocol.upper() == "SSL":
+        import ssl
+
+        return faust.SSLCredentials(ssl.create_default_context(cafile=settings.kafka_ssl_cafile or None))
+    return None
+
+
+@dataclass
+class Kuntur:
+    """The Faust app plus the handles the agents share."""
+
+    app: faust.App
+    settings: Settings
+    pipeline: Pipeline
+    metrics: Metrics
+    checkpoint_path: str
+
+
+def create_app(settings: Settings, pipeline: Pipeline, metrics: Metrics, partitions: int) -> Kuntur:
+    """Build the Faust app. ``partitions`` must equal the transactions topic's count."""
+    s = settings
+    app = faust.App(
+        s.app_id,
+        broker=[f"kafka://{h}" for h in s.kafka_bootstrap_servers],
+        broker_credentials=broker_credentials(s),
+        store="memory://",
+        datadir=f"{s.data_dir}/faust",
+        topic_partitions=partitions,
+        topic_replication_factor=s.replication_factor,
+        topic_allow_declare=True,
+        table_standby_replicas=0,
+        consumer_auto_offset_reset="earliest",
+        # Short group timeouts: a worker processes within seconds of start (default ~30 s).
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=1.0,
+        broker_rebalance_timeout=10.0,
+        broker_commit_interval=1.0,
+        stream_wait_empty=False,
+        producer_linger=0.005,
+        web_enabled=True,
+        web_host=s.web_host,
+        web_port=s.web_port,
+        web_bind=s.web_host,
+    )
+    raw = {"key_serializer": "raw", "value_serializer": "raw"}
+    transactions = app.topic(s.topic_transactions, **raw)
+    labels = app.topic(s.topic_labels, **raw)
+    alerts = app.topic(s.topic_alerts, **raw)
+    scores = app.topic(s.topic_scores, **raw)
+    dlq = app.topic(s.topic_dlq, **raw)
+    by_merchant = app.topic(f"{s.app_id}-by-merchant", partitions=partitions, internal=True, **raw)
+    to_score = app.topic(f"{s.app_id}-to-score", partitions=partitions, internal=True, **raw)
+    # The version suffix changes whenever the state layout does: old state is never misread.
+    accounts_t = _table(app, "accounts-v1", partitions)
+    merchants_t = _table(app, "merchants-v1", partitions)
+    m = metrics
+    checkpoint_path = f"{s.data_dir}/model.ckpt"
+
+    async def send_dead_letter(event: EventT, err: InvalidEvent) -> None:
+        msg = event.message
+        m.dead_letters.labels(topic=msg.topic, reason=err.code).inc()
+        record = dead_letter(err, msg.value, msg.topic, msg.partition, msg.offset, now_iso())
+        await dlq.send(key=msg.key, value=orjson.dumps(record))
+
+    @app.agent(transactions, name="accounts")
+    async def account_agent(stream: Any) -> None:
+        """decode → validate → (re-key) → update account state → forward to merchant stage."""
+        async for event in stream.events():
+            try:
+                tx = parse_transaction(event.value)
+            except InvalidEvent as err:
+                await send_dead_letter(event, err)
+                continue
+            key = tx.account_id.encode()
+            if event.message.key != key:  # keep each account on one partition
+                await transactions.send(key=key, value=event.value, timestamp=event.message.timestamp)
+                continue
+            state, update = pipeline.account(accounts_t.get(tx.account_id), tx)
+            if state is None:
+                m.duplicates.inc()
+                continue
+            if update.late:
+                m.late_events.inc()
+            accounts_t[tx.account_id] = state
+            payload = encode_stage(tx, pipeline.account_values(update), event.message.timestamp)
+            if tx.merchant_id:
+                await by_merchant.send(key=tx.merchant_id.encode(), value=payload)
+            else:
+                await to_score.send(key=key, value=payload)
+
+    @app.agent(by_merchant, name="merchants")
+    async def merchant_agent(stream: Any) -> None:
+        """update merchant state (or its fraud count) → forward to scoring, keyed by account."""
+        async for value in stream:
+            msg = decode(value)
+            if msg["k"] == "fraud":
+                merchants_t[msg["m"]] = pipeline.merchant_fraud(merchants_t.get(msg["m"]), msg["ts"])
+                continue
+            tx = tx_from_list(msg["tx"])
+            state, values = pipeline.merchant(merchants_t.get(tx.merchant_id), tx)
+            merchants_t[tx.merchant_id] = state
+            msg["f"].extend(values)
+            await to_score.send(key=tx.account_id.encode(), value=orjson.dumps(msg))
+
+    @app.agent(to_score, name="scoring")
+    async def scoring_agent(stream: Any) -> None:
+        """score → alert → count."""
+        async for value in stream:
+            msg = decode(value)
+            tx = tx_from_list(msg["tx"])
+            values = msg["f"]
+            if not tx.merchant_id:
+                values.extend(pipeline.no_merchant_values())
+            verdict = pipeline.score(tx, values)
+            now = time.time()
+            if verdict.alert:
+                alert = build_alert(
+                    tx,
+                    verdict.features,
+                    verdict.scored,
+                    s.alert_threshold,
+                    pipeline.detector.model.version,
+                    verdict.rules,
+                    now,
+                )
+                await alerts.send(key=tx.account_id.encode(), value=orjson.dumps(alert))
+                m.alerts.labels(institution=tx.institution_id or "unknown").inc()
+            if s.emit_scores:
+                record = {
+                    "transaction_id": tx.transaction_id,
+                    "account_id": tx.account_id,
+                    "event_time": tx.ts,
+                    "score": verdict.scored.score,
+                    "alert": verdict.alert,
+                }
+                await scores.send(key=tx.account_id.encode(), value=orjson.dumps(record))
+            m.transactions.inc()
+            m.latency.observe(max(0.0, now - msg["pt"]))
+            m.lag.set(max(0.0, now - msg["pt"]))
+
+    @app.agent(labels, name="labels")
+    async def label_agent(stream: Any) -> None:
+        """validate → learn with the features the transaction had when scored."""
+        async for event in stream.events():
+            try:
+                label = parse_label(event.value)
+            except InvalidEvent as err:
+                await send_dead_letter(event, err)
+                continue
+            outcome = pipeline.label(label)
+            m.labels.labels(outcome=outcome.reason).inc()
+            if outcome.learned and outcome.is_fraud and outcome.merchant_id and outcome.event_ts is not None:
+                await by_merchant.send(
+                    key=outcome.merchant_id.encode(),
+                    value=encode_merchant_fraud(outcome.merchant_id, outcome.event_ts),
+                )
+
+    def refresh_gauges() -> None:
+        det = pipeline.detector
+        m.examples_seen.set(det.model.examples_seen)
+        m.precision.set(det.quality.precision)
+        m.recall.set(det.quality.recall)
+        m.pending.set(len(det.pending))
+        m.entities.labels(table="accounts").set(len(accounts_t.data))
+        m.entities.labels(table="merchants").set(len(merchants_t.data))
+
+    def checkpoint() -> None:
+        det = pipeline.detector
+        save_checkpoint(det, checkpoint_path)
+        m.checkpointed(det.model.name, det.model.version, det.model.generation)
+        refresh_gauges()
+        log.info("checkpoint %s: %d examples seen", det.model.version, det.model.examples_seen)
+
+    @app.timer(interval=1.0)
+    async def gauges() -> None:
+        refresh_gauges()
+
+    @app.timer(interval=max(1.0, s.checkpoint_interval_s))
+    async def periodic_checkpoint() -> None:
+        checkpoint()
+
+    @app.timer(interval=60.0)
+    async def expire_state() -> None:
+        now = pipeline.detector.watermark
+        if now > 0:
+            n = accounts_t.expire(account_expired, now, s.state_ttl_s)
+            n += merchants_t.expire(merchant_expired, now, s.state_ttl_s)
+            if n:
+                log.info("expired %d idle entities", n)
+
+    @app.on_before_shutdown.connect
+    async def final_checkpoint(sender: Any, **kwargs: Any) -> None:
+        checkpoint()
+
+    @app.page("/metrics")
+    async def metrics_view(web: Any, request: Any) -> Any:
+        refresh_gauges()
+        return web.bytes(m.exposition(), content_type="text/plain", headers={"X-Format": "prometheus-0.0.4"})
+
+    return Kuntur(app=app, settings=s, pipeline=pipeline, metrics=m, checkpoint_path=checkpoint_path)
+
+
+def _table(app: faust.App, name: str, partitions: int) -> ExpiringTable:
+    table = ExpiringTable(
+        app,
+        name=name,
+        default=None,
+        beacon=app.tables.beacon,
+        partitions=partitions,
+        key_serializer="json",
+        value_serializer="raw",
+    )
+    app.tables.add(table)
+    return table

@@ -1,0 +1,147 @@
+"""The ``kuntur`` command line: one entry point, one settings object.
+
+Settings come from defaults < ``--config`` TOML < ``KUNTUR_*`` env < flags.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from config.errors import ConfigError
+from config.settings import Settings, load_settings
+from stream.errors import BrokerError
+
+DESCRIPTION = """Kuntur — streaming real-time fraud detection.
+
+Transactions flow from the `transactions` topic through per-account and per-merchant
+rolling-window features into an online River model that learns from delayed fraud
+labels; explainable alerts go to the `alerts` topic."""
+
+
+def _cmd_broker(args: argparse.Namespace, settings: Settings) -> int:
+    import signal
+    import threading
+
+    from stream.broker import EmbeddedBroker
+
+    broker = EmbeddedBroker(host=args.host, port=args.port).start()
+    print(f"Tansu broker listening on {broker.bootstrap} (memory-only). Ctrl-C stops it.", flush=True)
+    print(f"  export KUNTUR_KAFKA_BOOTSTRAP={broker.bootstrap}", flush=True)
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    try:
+        while broker.running() and not done.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        broker.stop()
+    return 0
+
+
+def _cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    from stream.worker import run_worker
+
+    return run_worker(settings)
+
+
+def _cmd_features(args: argparse.Namespace, settings: Settings) -> int:
+    from features.catalogue import format_catalogue
+
+    if args.models:
+        from models.candidates import CANDIDATES, DEFAULT_MODEL
+
+        for name in CANDIDATES:
+            print(f"{name}{' (default)' if name == DEFAULT_MODEL else ''}")
+        return 0
+    print(format_catalogue(args.format))
+    return 0
+
+
+def _cmd_alerts(args: argparse.Namespace, settings: Settings) -> int:
+    from stream.tail import tail_alerts
+
+    return tail_alerts(settings, from_beginning=args.from_beginning, as_json=args.json, limit=args.limit)
+
+
+def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from stream.demo import run_demo
+
+    return run_demo(args, settings)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kuntur", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--config", metavar="TOML", help="settings file (also KUNTUR_CONFIG)")
+    parser.add_argument("--bootstrap", metavar="HOST:PORT", help="Kafka bootstrap servers (KUNTUR_KAFKA_BOOTSTRAP)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("broker", help="start the embedded Kafka-compatible broker (Tansu, memory-only, dev)")
+    p.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=9092, help="listen port (default 9092)")
+    p.set_defaults(func=_cmd_broker)
+
+    p = sub.add_parser(
+        "worker",
+        help="run a Faust worker (scale out by starting more with the same app id)",
+        description="Consume transactions and labels, keep rolling features in tables, score, emit alerts. "
+        "Serves Prometheus metrics on http://WEB_HOST:WEB_PORT/metrics. Stops gracefully on SIGTERM/Ctrl-C "
+        "(offsets committed, model checkpointed).",
+    )
+    p.add_argument("--web-port", type=int, help="port of /metrics (KUNTUR_WEB_PORT, default 6066)")
+    p.add_argument("--data-dir", help="worker data directory (KUNTUR_DATA_DIR, default ./data)")
+    p.add_argument("--threshold", type=float, help="alert threshold 0..1 (KUNTUR_ALERT_THRESHOLD)")
+    p.set_defaults(func=_cmd_worker)
+
+    from stream import simulate
+
+    simulate.register(sub)
+
+    p = sub.add_parser("alerts", help="tail the alerts topic, human-readable")
+    p.add_argument("--from-beginning", action="store_true", help="start at the oldest alert, not the newest")
+    p.add_argument("--json", action="store_true", help="print the raw alert JSON, one per line")
+    p.add_argument("--limit", type=int, default=0, help="stop after N alerts (0 = follow forever)")
+    p.set_defaults(func=_cmd_alerts)
+
+    p = sub.add_parser("features", help="print the feature catalogue (name, description, source fields, window)")
+    p.add_argument("--format", choices=["table", "json", "markdown"], default="table", help="output format")
+    p.add_argument("--models", action="store_true", help="list the model candidates instead")
+    p.set_defaults(func=_cmd_features)
+
+    from stream.demo import add_demo_arguments
+
+    p = sub.add_parser(
+        "demo",
+        help="broker + worker + simulator on this machine, live summary, stops by itself",
+        description="Start the embedded broker on a free loopback port, one worker and the simulator; show a "
+        "live summary and a final one (or JSON with --json).",
+    )
+    add_demo_arguments(p)
+    p.set_defaults(func=_cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    overrides = {
+        "kafka_bootstrap": args.bootstrap,
+        "web_port": getattr(args, "web_port", None),
+        "data_dir": getattr(args, "data_dir", None),
+        "alert_threshold": getattr(args, "threshold", None),
+    }
+    try:
+        settings = load_settings(env=os.environ, path=args.config, overrides=overrides)
+        return int(args.func(args, settings) or 0)
+    except (ConfigError, BrokerError) as exc:
+        print(f"kuntur: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

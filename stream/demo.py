@@ -1,0 +1,293 @@
+"""``kuntur demo``: everything on this machine, bounded, with a live and a final summary.
+
+Starts the embedded broker on a free loopback port, one worker process and the
+simulator; tails the alerts topic; scrapes the worker's /metrics for the live line.
+Precision/recall in the summary use the simulator's ground truth; the worker's own
+online (label-based) figures are reported beside them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+from confluent_kafka import Consumer, Producer
+from prometheus_client.parser import text_string_to_metric_families
+
+from config.settings import Settings
+from stream.broker import EmbeddedBroker, free_port
+from stream.simulate import SimConfig, SimEvent, generate, produce
+from stream.topics import ensure_topics
+
+#: Malformed messages the demo sends on purpose, to show the dead-letter path.
+BAD_MESSAGES = [
+    b"{not json",
+    b'{"transaction_id": "bad-1", "account_id": "x", "amount": -3, "timestamp": "2026-01-01T00:00:00-05:00"}',
+    b'{"transaction_id": "bad-2", "account_id": "x", "amount": 10, "timestamp": "yesterday"}',
+    b'{"transaction_id": "bad-3", "amount": 10, "timestamp": "2026-01-01T00:00:00-05:00"}',
+]
+
+
+def add_demo_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--transactions", type=int, default=30_000, help="transactions to simulate (default 30000)")
+    p.add_argument("--rate", type=float, default=1500.0, help="transactions per wall second (default 1500, 0 = max)")
+    p.add_argument("--accounts", type=int, default=2_000, help="simulated accounts (default 2000)")
+    p.add_argument("--seed", type=int, default=7, help="simulator seed (default 7)")
+    p.add_argument(
+        "--label-horizon-hours",
+        type=float,
+        default=24.0,
+        help="event-time hours after which unreported transactions teach 'genuine' (default 24 in the demo; "
+        "production default is 7 days)",
+    )
+    p.add_argument("--timeout", type=float, default=300.0, help="give up after this many wall seconds (default 300)")
+    p.add_argument("--json", action="store_true", help="print only the final summary, as JSON")
+
+
+@dataclass
+class Truth:
+    """What the simulator produced: ground truth for the summary."""
+
+    transactions: int = 0
+    frauds: set[str] = field(default_factory=set)
+    labels: int = 0
+
+    def tap(self, events: Iterator[SimEvent]) -> Iterator[SimEvent]:
+        for ev in events:
+            if ev.kind == "transaction":
+                self.transactions += 1
+                if ev.is_fraud:
+                    self.frauds.add(ev.value["transaction_id"])
+            else:
+                self.labels += 1
+            yield ev
+
+
+class AlertCollector(threading.Thread):
+    """Consumes the alerts topic in the background."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(daemon=True)
+        self.alerted: set[str] = set()
+        self.stop = threading.Event()
+        self._consumer = Consumer(
+            {
+                **settings.kafka_client_config(),
+                "group.id": f"kuntur-demo-{uuid.uuid4().hex[:8]}",
+                "auto.offset.reset": "earliest",
+                "enable.auto.commit": False,
+            }
+        )
+        self._consumer.subscribe([settings.topic_alerts])
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            msg = self._consumer.poll(0.2)
+            if msg is not None and not msg.error():
+                self.alerted.add(orjson.loads(msg.value())["transaction_id"])
+        self._consumer.close()
+
+
+def scrape(url: str) -> dict[str, Any]:
+    """Counters, gauges and latency buckets from a worker's /metrics (empty dict if down)."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 - loopback URL we built
+            text = resp.read().decode()
+    except OSError:
+        return {}
+    out: dict[str, Any] = {"buckets": [], "labels": 0.0, "dead_letters": 0.0, "alerts": 0.0}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            name, value = sample.name, sample.value
+            if name == "kuntur_scoring_latency_seconds_bucket":
+                out["buckets"].append((float(sample.labels["le"]), value))
+            elif name == "kuntur_labels_total":
+                out["labels"] += value
+            elif name == "kuntur_dead_letters_total":
+                out["dead_letters"] += value
+            elif name == "kuntur_alerts_total":
+                out["alerts"] += value
+            elif name == "kuntur_model_info":
+                out["model_version"] = sample.labels["version"]
+            elif not sample.labels:
+                out[name] = value
+    return out
+
+
+def histogram_quantile(q: float, buckets: list[tuple[float, float]]) -> float | None:
+    """Prometheus' histogram_quantile on cumulative buckets (le, count): linear within a bucket."""
+    buckets = sorted(buckets)
+    if not buckets or buckets[-1][1] == 0:
+        return None
+    rank = q * buckets[-1][1]
+    prev_le, prev_count = 0.0, 0.0
+    for le, count in buckets:
+        if count >= rank:
+            if le == float("inf"):
+                return prev_le
+            width = count - prev_count
+            return prev_le + (le - prev_le) * ((rank - prev_count) / width if width else 0.0)
+        prev_le, prev_count = le, count
+    return prev_le
+
+
+def worker_env(settings: Settings) -> dict[str, str]:
+    env = dict(os.environ)
+    for key, value in settings.as_dict().items():
+        if key != "kafka_sasl_password":
+            env[f"KUNTUR_{key.upper()}"] = str(value)
+    return env
+
+
+def run_demo(args: argparse.Namespace, base: Settings) -> int:
+    out = sys.stderr if args.json else sys.stdout
+    say = (lambda *a: None) if args.json else (lambda *a: print(*a, file=out, flush=True))  # noqa: E731
+    with (
+        tempfile.TemporaryDirectory(prefix="kuntur-demo-") as tmp,
+        EmbeddedBroker(log_path=Path(tmp) / "tansu.log") as broker,
+    ):
+        settings = base.replace(
+            kafka_bootstrap=broker.bootstrap,
+            data_dir=str(Path(tmp) / "worker"),
+            web_port=free_port(),
+            app_id="kuntur-demo",
+            label_horizon_s=args.label_horizon_hours * 3600.0,
+            checkpoint_interval_s=30.0,
+        )
+        say(f"broker   Tansu on {broker.bootstrap}")
+        ensure_topics(settings)
+        log_path = Path(tmp) / "worker.log"
+        started = time.time()
+        with open(log_path, "wb") as log:
+            worker = subprocess.Popen(
+                [sys.executable, "-m", "stream.cli", "worker"],
+                env=worker_env(settings),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        metrics_url = f"http://127.0.0.1:{settings.web_port}/metrics"
+        say(f"worker   pid {worker.pid}, metrics {metrics_url}")
+        try:
+            summary = _drive(args, settings, worker, metrics_url, started, say)
+        finally:
+            worker.terminate()
+            try:
+                worker.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+        if summary is None:
+            print(f"kuntur demo: the worker did not finish; its log:\n{log_path.read_text()[-4000:]}", file=sys.stderr)
+            return 1
+    if args.json:
+        print(orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode())
+    else:
+        say("\nfinal summary")
+        for key, value in summary.items():
+            say(f"  {key:<22} {value}")
+    return 0
+
+
+def _drive(
+    args: argparse.Namespace,
+    settings: Settings,
+    worker: subprocess.Popen[bytes],
+    metrics_url: str,
+    started: float,
+    say: Any,
+) -> dict[str, Any] | None:
+    bad = Producer(settings.kafka_client_config())
+    for i, raw in enumerate(BAD_MESSAGES):
+        bad.produce(settings.topic_transactions, key=f"bad-{i}".encode(), value=raw)
+    bad.flush(10)
+    truth = Truth()
+    collector = AlertCollector(settings)
+    collector.start()
+    cfg = SimConfig(seed=args.seed, accounts=args.accounts, transactions=args.transactions)
+    counts: dict[str, int] = {}
+    producer = threading.Thread(
+        target=lambda: counts.update(
+            produce(
+                truth.tap(generate(cfg)),
+                settings.kafka_client_config(),
+                settings.topic_transactions,
+                settings.topic_labels,
+                rate=args.rate,
+                progress=False,
+            )
+        ),
+        daemon=True,
+    )
+    producer.start()
+    say(f"simulate {args.transactions} transactions at {args.rate:.0f}/s ({args.accounts} accounts, seed {args.seed})")
+    first_processed: float | None = None
+    last: dict[str, Any] = {}
+    processed_at: list[tuple[float, float]] = []
+    deadline = started + args.timeout
+    while time.time() < deadline:
+        if worker.poll() is not None:
+            return None
+        time.sleep(1.0)
+        m = scrape(metrics_url) or last
+        last = m
+        done = m.get("kuntur_transactions_total", 0.0)
+        if done and first_processed is None:
+            first_processed = time.time()
+        processed_at.append((time.time(), done))
+        rate = _rate(processed_at)
+        say(
+            f"\r  {done:>8.0f} tx  {rate:>7.0f} tx/s  alerts {len(collector.alerted):>5}  "
+            f"labels {m.get('labels', 0):>5.0f}  dlq {m.get('dead_letters', 0):>3.0f}  "
+            f"online precision {m.get('kuntur_model_precision', 0):.2f} recall {m.get('kuntur_model_recall', 0):.2f}"
+        )
+        if not producer.is_alive() and done >= truth.transactions and m.get("labels", 0) >= truth.labels:
+            break
+    time.sleep(1.0)  # let the last alerts arrive
+    collector.stop.set()
+    collector.join(5)
+    m = scrape(metrics_url) or last
+    tp = len(collector.alerted & truth.frauds)
+    alerts = len(collector.alerted)
+    elapsed = max(1e-9, (processed_at[-1][0] if processed_at else time.time()) - (first_processed or started))
+    p50 = histogram_quantile(0.5, m.get("buckets", []))
+    p99 = histogram_quantile(0.99, m.get("buckets", []))
+    return {
+        "transactions": int(m.get("kuntur_transactions_total", 0)),
+        "alerts": alerts,
+        "labels": int(m.get("labels", 0)),
+        "dead_lettered": int(m.get("dead_letters", 0)),
+        "precision": round(tp / alerts, 4) if alerts else 0.0,
+        "recall": round(tp / len(truth.frauds), 4) if truth.frauds else 0.0,
+        "online_precision": round(m.get("kuntur_model_precision", 0.0), 4),
+        "online_recall": round(m.get("kuntur_model_recall", 0.0), 4),
+        "fraud_transactions": len(truth.frauds),
+        "throughput": round(m.get("kuntur_transactions_total", 0) / elapsed, 1),
+        "p50_latency_ms": round(p50 * 1000, 2) if p50 is not None else None,
+        "p99_latency_ms": round(p99 * 1000, 2) if p99 is not None else None,
+        "startup_s": round((first_processed or time.time()) - started, 2),
+        "model_version": m.get("model_version"),
+        "examples_seen": int(m.get("kuntur_model_examples_seen", 0)),
+        "offered_rate": args.rate,
+    }
+
+
+def _rate(points: list[tuple[float, float]], span: float = 5.0) -> float:
+    if len(points) < 2:
+        return 0.0
+    t1, n1 = points[-1]
+    t0, n0 = next(((t, n) for t, n in points if t >= t1 - span), points[0])
+    with contextlib.suppress(ZeroDivisionError):
+        return (n1 - n0) / (t1 - t0)
+    return 0.0

@@ -1,0 +1,213 @@
+"""Decode and validate input messages; build dead-letter records.
+
+Pure functions (no Faust): the worker, ``kuntur replay`` and the unit tests share them.
+Every rejection is an :class:`~stream.errors.InvalidEvent` with a machine code that
+becomes the DeadLetter ``error`` and the ``reason`` label of the DLQ metric.
+
+>>> parse_transaction(b'{"transaction_id":"t1","account_id":"a1","amount":12.5,'
+...                   b'"timestamp":"2026-03-01T10:00:00-05:00"}').ts
+1772377200.0
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from features.transaction import Transaction
+from stream.errors import InvalidEvent
+
+#: Every machine code a rejection can carry (the DLQ metric is labelled by these).
+ERROR_CODES = (
+    "bad-json",
+    "not-an-object",
+    "missing-field",
+    "bad-type",
+    "bad-amount",
+    "bad-timestamp",
+    "bad-value",
+)
+
+_REQUIRED = ("transaction_id", "account_id", "timestamp", "amount")
+_OPTIONAL_STR = (
+    "currency",
+    "transaction_type",
+    "account_type",
+    "channel",
+    "merchant_id",
+    "merchant_category",
+    "counterparty_account",
+    "ip_address",
+    "device_id",
+    "institution_id",
+)
+_OPTIONAL_NUM = ("account_balance", "account_age_days", "latitude", "longitude")
+_KNOWN = frozenset(_REQUIRED + _OPTIONAL_STR + _OPTIONAL_NUM)
+# Epoch numbers beyond this are almost certainly milliseconds (year 5138 in seconds).
+_MAX_EPOCH_S = 1e11
+
+
+@dataclass(frozen=True, slots=True)
+class Label:
+    """A fraud outcome reported by a bank's investigation or chargeback system."""
+
+    transaction_id: str
+    account_id: str
+    is_fraud: bool
+    reported_at: float
+
+
+def decode_object(raw: bytes | str | None) -> dict[str, Any]:
+    """Parse a JSON object or raise ``bad-json`` / ``not-an-object``."""
+    if raw is None or raw in (b"", ""):
+        raise InvalidEvent("bad-json", "empty message value")
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidEvent("bad-json", f"value is not valid JSON: {exc}") from None
+    if not isinstance(obj, dict):
+        raise InvalidEvent("not-an-object", f"expected a JSON object, got {type(obj).__name__}")
+    return obj
+
+
+def parse_time(value: Any, field: str) -> float:
+    """ISO-8601 with a zone, or epoch seconds, to epoch seconds (UTC)."""
+    if isinstance(value, bool):
+        raise InvalidEvent("bad-timestamp", f"{field} must be ISO-8601 or epoch seconds, got a bool")
+    if isinstance(value, int | float):
+        ts = float(value)
+        if not math.isfinite(ts) or ts < 0:
+            raise InvalidEvent("bad-timestamp", f"{field} epoch value {value!r} is not a valid time")
+        if ts > _MAX_EPOCH_S:
+            raise InvalidEvent("bad-timestamp", f"{field} {value!r} looks like milliseconds; send epoch seconds")
+        return ts
+    if not isinstance(value, str):
+        raise InvalidEvent("bad-timestamp", f"{field} must be a string or number")
+    try:
+        dt = datetime.fromisoformat(value.replace("Z", "+00:00") if value.endswith("Z") else value)
+    except ValueError:
+        raise InvalidEvent("bad-timestamp", f"{field} {value!r} is not ISO-8601") from None
+    if dt.tzinfo is None or dt.utcoffset() is None:
+        raise InvalidEvent("bad-timestamp", f"{field} {value!r} has no time zone (event time must be unambiguous)")
+    return dt.timestamp()
+
+
+def _require_str(obj: dict[str, Any], name: str) -> str:
+    value = obj[name]
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidEvent("bad-type", f"{name} must be a non-empty string, got {value!r}")
+    return value
+
+
+def _number(obj: dict[str, Any], name: str) -> float | None:
+    value = obj.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidEvent("bad-type", f"{name} must be a number, got {value!r}")
+    if not math.isfinite(value):
+        raise InvalidEvent("bad-value", f"{name} must be finite, got {value!r}")
+    return float(value)
+
+
+def parse_transaction(raw: bytes | str | None) -> Transaction:
+    """Validate one Transaction JSON message (see DESIGN.md) into a :class:`Transaction`."""
+    return transaction_from_dict(decode_object(raw))
+
+
+def transaction_from_dict(obj: dict[str, Any]) -> Transaction:
+    """Validate an already-decoded transaction object (file rows use this too)."""
+    missing = [name for name in _REQUIRED if obj.get(name) is None]
+    if missing:
+        raise InvalidEvent("missing-field", f"missing required field(s): {', '.join(missing)}")
+    amount = obj["amount"]
+    if isinstance(amount, bool) or not isinstance(amount, int | float):
+        raise InvalidEvent("bad-type", f"amount must be a number, got {amount!r}")
+    if not math.isfinite(amount) or amount <= 0:
+        raise InvalidEvent("bad-amount", f"amount must be a finite number > 0, got {amount!r}")
+    strings: dict[str, str | None] = {}
+    for name in _OPTIONAL_STR:
+        value = obj.get(name)
+        if value is not None and not isinstance(value, str):
+            raise InvalidEvent("bad-type", f"{name} must be a string, got {value!r}")
+        strings[name] = value or None
+    numbers = {name: _number(obj, name) for name in _OPTIONAL_NUM}
+    lat, lon = numbers["latitude"], numbers["longitude"]
+    if lat is not None and not -90.0 <= lat <= 90.0:
+        raise InvalidEvent("bad-value", f"latitude must be in [-90, 90], got {lat}")
+    if lon is not None and not -180.0 <= lon <= 180.0:
+        raise InvalidEvent("bad-value", f"longitude must be in [-180, 180], got {lon}")
+    if (lat is None) != (lon is None):
+        lat = lon = None  # half a coordinate is no location
+    return Transaction(
+        transaction_id=_require_str(obj, "transaction_id"),
+        account_id=_require_str(obj, "account_id"),
+        ts=parse_time(obj["timestamp"], "timestamp"),
+        amount=float(amount),
+        currency=strings["currency"] or "PEN",
+        transaction_type=strings["transaction_type"],
+        account_type=strings["account_type"],
+        channel=strings["channel"],
+        merchant_id=strings["merchant_id"],
+        merchant_category=strings["merchant_category"],
+        counterparty_account=strings["counterparty_account"],
+        account_balance=numbers["account_balance"],
+        account_age_days=numbers["account_age_days"],
+        ip_address=strings["ip_address"],
+        device_id=strings["device_id"],
+        latitude=lat,
+        longitude=lon,
+        institution_id=strings["institution_id"],
+        extra={k: v for k, v in obj.items() if k not in _KNOWN},
+    )
+
+
+def parse_label(raw: bytes | str | None) -> Label:
+    """Validate one Label JSON message."""
+    obj = decode_object(raw)
+    missing = [n for n in ("transaction_id", "account_id", "is_fraud", "reported_at") if obj.get(n) is None]
+    if missing:
+        raise InvalidEvent("missing-field", f"missing required field(s): {', '.join(missing)}")
+    if not isinstance(obj["is_fraud"], bool):
+        raise InvalidEvent("bad-type", f"is_fraud must be true or false, got {obj['is_fraud']!r}")
+    return Label(
+        transaction_id=_require_str(obj, "transaction_id"),
+        account_id=_require_str(obj, "account_id"),
+        is_fraud=obj["is_fraud"],
+        reported_at=parse_time(obj["reported_at"], "reported_at"),
+    )
+
+
+def dead_letter(
+    error: InvalidEvent,
+    payload: bytes | str | None,
+    topic: str,
+    partition: int | None,
+    offset: int | None,
+    received_at: str,
+) -> dict[str, Any]:
+    """A DeadLetter record (DESIGN.md) that keeps the original bytes."""
+    if isinstance(payload, str):
+        payload = payload.encode()
+    payload = payload or b""
+    try:
+        text: str = payload.decode("utf-8")
+        encoding = "utf-8"
+    except UnicodeDecodeError:
+        text = base64.b64encode(payload).decode("ascii")
+        encoding = "base64"
+    return {
+        "error": error.code,
+        "detail": error.detail,
+        "topic": topic,
+        "partition": partition,
+        "offset": offset,
+        "received_at": received_at,
+        "payload": text,
+        "payload_encoding": encoding,
+    }

@@ -1,0 +1,114 @@
+"""Every bad-input class gets its own machine code; good input parses exactly."""
+
+from __future__ import annotations
+
+import base64
+
+import orjson
+import pytest
+
+from stream.errors import InvalidEvent
+from stream.validation import (
+    ERROR_CODES,
+    dead_letter,
+    parse_label,
+    parse_time,
+    parse_transaction,
+    transaction_from_dict,
+)
+
+GOOD = {
+    "transaction_id": "t-1",
+    "account_id": "acc-1",
+    "timestamp": "2026-03-01T10:00:00-05:00",
+    "amount": 120.5,
+    "channel": "pos",
+    "merchant_id": "m-9",
+    "latitude": -12.05,
+    "longitude": -77.04,
+    "bank_internal_code": "XYZ",
+}
+
+
+def _bad(obj: object) -> str:
+    raw = obj if isinstance(obj, bytes) else orjson.dumps(obj)
+    with pytest.raises(InvalidEvent) as info:
+        parse_transaction(raw)
+    assert info.value.code in ERROR_CODES
+    return info.value.code
+
+
+def test_good_transaction_parses_all_fields():
+    tx = parse_transaction(orjson.dumps(GOOD))
+    assert tx.transaction_id == "t-1" and tx.account_id == "acc-1"
+    assert tx.ts == 1772377200.0  # 15:00 UTC
+    assert tx.amount == 120.5 and tx.currency == "PEN"
+    assert tx.channel == "pos" and tx.merchant_id == "m-9"
+    assert (tx.latitude, tx.longitude) == (-12.05, -77.04)
+    assert tx.extra == {"bank_internal_code": "XYZ"}  # unknown fields kept, ignored
+
+
+def test_epoch_seconds_and_zulu_are_accepted():
+    assert parse_time(1772377200, "t") == 1772377200.0
+    assert parse_time("2026-03-01T15:00:00Z", "t") == 1772377200.0
+
+
+@pytest.mark.parametrize(
+    ("raw", "code"),
+    [
+        (b"{not json", "bad-json"),
+        (b"", "bad-json"),
+        (b"\xff\xfe\x00", "bad-json"),
+        (b"[1, 2]", "not-an-object"),
+        ({k: v for k, v in GOOD.items() if k != "amount"}, "missing-field"),
+        ({k: v for k, v in GOOD.items() if k != "transaction_id"}, "missing-field"),
+        ({**GOOD, "account_id": 42}, "bad-type"),
+        ({**GOOD, "account_id": "  "}, "bad-type"),
+        ({**GOOD, "amount": "100"}, "bad-type"),
+        ({**GOOD, "amount": True}, "bad-type"),
+        ({**GOOD, "amount": 0}, "bad-amount"),
+        ({**GOOD, "amount": -5.0}, "bad-amount"),
+        (b'{"transaction_id":"t","account_id":"a","timestamp":1,"amount":NaN}', "bad-json"),
+        ({**GOOD, "timestamp": "yesterday"}, "bad-timestamp"),
+        ({**GOOD, "timestamp": "2026-03-01T10:00:00"}, "bad-timestamp"),
+        ({**GOOD, "timestamp": 1772377200000}, "bad-timestamp"),
+        ({**GOOD, "timestamp": -1}, "bad-timestamp"),
+        ({**GOOD, "latitude": 123.0}, "bad-value"),
+        ({**GOOD, "device_id": 7}, "bad-type"),
+        ({**GOOD, "account_balance": "lots"}, "bad-type"),
+    ],
+)
+def test_each_bad_input_class_has_its_code(raw, code):
+    assert _bad(raw) == code
+
+
+def test_non_finite_amount_from_a_file_row_is_rejected():
+    with pytest.raises(InvalidEvent) as info:
+        transaction_from_dict({**GOOD, "amount": float("inf")})
+    assert info.value.code == "bad-amount"
+
+
+def test_label_parses_and_rejects():
+    label = parse_label(
+        orjson.dumps({"transaction_id": "t", "account_id": "a", "is_fraud": True,
+                      "reported_at": "2026-03-02T00:00:00-05:00"})
+    )
+    assert label.is_fraud is True and label.reported_at == 1772427600.0
+    with pytest.raises(InvalidEvent) as info:
+        parse_label(orjson.dumps({"transaction_id": "t", "account_id": "a", "is_fraud": "yes",
+                                  "reported_at": 1}))
+    assert info.value.code == "bad-type"
+    with pytest.raises(InvalidEvent) as info:
+        parse_label(b'{"transaction_id": "t"}')
+    assert info.value.code == "missing-field"
+
+
+def test_dead_letter_keeps_original_bytes():
+    err = InvalidEvent("bad-json", "nope")
+    rec = dead_letter(err, b"\xff\x00raw", "transactions", 2, 17, "2026-03-01T00:00:00+00:00")
+    assert rec["error"] == "bad-json" and rec["detail"] == "nope"
+    assert (rec["topic"], rec["partition"], rec["offset"]) == ("transactions", 2, 17)
+    assert rec["payload_encoding"] == "base64"
+    assert base64.b64decode(rec["payload"]) == b"\xff\x00raw"
+    text = dead_letter(err, b'{"a":1', "transactions", 0, 1, "now")
+    assert text["payload"] == '{"a":1' and text["payload_encoding"] == "utf-8"
