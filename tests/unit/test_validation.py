@@ -90,13 +90,13 @@ def test_non_finite_amount_from_a_file_row_is_rejected():
 
 def test_label_parses_and_rejects():
     label = parse_label(
-        orjson.dumps({"transaction_id": "t", "account_id": "a", "is_fraud": True,
-                      "reported_at": "2026-03-02T00:00:00-05:00"})
+        orjson.dumps(
+            {"transaction_id": "t", "account_id": "a", "is_fraud": True, "reported_at": "2026-03-02T00:00:00-05:00"}
+        )
     )
     assert label.is_fraud is True and label.reported_at == 1772427600.0
     with pytest.raises(InvalidEvent) as info:
-        parse_label(orjson.dumps({"transaction_id": "t", "account_id": "a", "is_fraud": "yes",
-                                  "reported_at": 1}))
+        parse_label(orjson.dumps({"transaction_id": "t", "account_id": "a", "is_fraud": "yes", "reported_at": 1}))
     assert info.value.code == "bad-type"
     with pytest.raises(InvalidEvent) as info:
         parse_label(b'{"transaction_id": "t"}')
