@@ -86,6 +86,9 @@ class Settings:
     label_horizon_s: float = _opt(7 * DAY, "event-time seconds after which an unreported transaction teaches 'genuine'")
     late_tolerance_s: float = _opt(3_600.0, "how late (event time) an event may arrive and still update windows")
     state_ttl_s: float = _opt(35 * DAY, "idle time after which per-entity state expires")
+    warmup_genuine: int = _opt(
+        1_000, "genuine examples a fresh model learns before its score may alert (rules still fire)"
+    )
     pending_capacity: int = _opt(500_000, "max scored transactions kept awaiting a label (bounds memory)")
 
     # Persistence.
@@ -131,7 +134,7 @@ def env_names() -> list[str]:
 def _coerce(name: str, value: Any, source: str) -> Any:
     if name not in _FIELDS:
         raise ConfigError(f"unknown setting {name!r} (from {source}); known: {', '.join(sorted(_FIELDS))}")
-    kind = type(_FIELDS[name].default)
+    kind: type[Any] = type(_FIELDS[name].default)
     try:
         if kind is Secret:
             return value if isinstance(value, Secret) else Secret(str(value))

@@ -238,7 +238,13 @@ def create_app(settings: Settings, pipeline: Pipeline, metrics: Metrics, partiti
                 continue
             outcome = pipeline.label(label)
             m.labels.labels(outcome=outcome.reason).inc()
-            if outcome.learned and outcome.is_fraud and outcome.merchant_id and outcome.event_ts is not None:
+            # A confirmed fraud counts toward its merchant's fraud rate even when it came too late to teach.
+            if (
+                outcome.is_fraud
+                and outcome.merchant_id
+                and outcome.event_ts is not None
+                and outcome.reason != "duplicate"
+            ):
                 await by_merchant.send(
                     key=outcome.merchant_id.encode(),
                     value=encode_merchant_fraud(outcome.merchant_id, outcome.event_ts),

@@ -34,6 +34,7 @@ def restore_detector(settings: Settings) -> Detector:
         threshold=settings.alert_threshold,
         label_horizon_s=settings.label_horizon_s,
         pending_capacity=settings.pending_capacity,
+        warmup_genuine=settings.warmup_genuine,
     )
 
 
