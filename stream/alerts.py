@@ -7,9 +7,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from features.catalogue import describe
-from models.detector import Scored
-
 from features.transaction import Transaction
+from models.detector import Scored
 
 _ALERT_NS = uuid.UUID("6b756e74-7572-4b75-6e74-757266726175")  # "kuntur"-derived, fixed forever
 

@@ -7,8 +7,10 @@ States cross this boundary as bytes (the table value format).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import heapq
+from dataclasses import dataclass, field
 
+from config.settings import Settings
 from features.account import ACCOUNT_FEATURES, AccountState, AccountUpdate, update_account
 from features.catalogue import FEATURE_NAMES
 from features.merchant import (
@@ -18,11 +20,9 @@ from features.merchant import (
     record_merchant_fraud,
     update_merchant,
 )
+from features.transaction import Transaction
 from models.detector import Detector, LabelOutcome, Scored
 from models.rules import fired_rules
-
-from config.settings import Settings
-from features.transaction import Transaction
 from stream.validation import Label
 
 
@@ -33,6 +33,8 @@ class Verdict:
     scored: Scored
     rules: list[str]
     features: dict[str, float]
+    #: labels whose report time the stream's event time has now reached (applied after scoring)
+    labels: list[LabelOutcome] = field(default_factory=list)
 
     @property
     def alert(self) -> bool:
@@ -42,11 +44,16 @@ class Verdict:
 class Pipeline:
     """Account stage → merchant stage → scoring, plus label learning."""
 
+    #: labels reported ahead of the scored stream wait at most this many at once (oldest applied first)
+    MAX_DEFERRED = 100_000
+
     def __init__(self, settings: Settings, detector: Detector) -> None:
         self.settings = settings
         self.detector = detector
         self._late = settings.late_tolerance_s
         self._ttl = settings.state_ttl_s
+        self._deferred: list[tuple[float, int, Label]] = []
+        self._seq = 0
 
     def account(self, state: bytes | None, tx: Transaction) -> tuple[bytes | None, AccountUpdate]:
         """Update the account's state; returns (new state bytes or None if unchanged, update)."""
@@ -81,7 +88,33 @@ class Pipeline:
         """Score a transaction whose full feature vector (catalogue order) is known."""
         x = dict(zip(FEATURE_NAMES, values, strict=True))
         scored = self.detector.score(tx.transaction_id, tx.account_id, tx.merchant_id, tx.ts, x)
-        return Verdict(scored=scored, rules=fired_rules(x), features=x)
+        return Verdict(scored=scored, rules=fired_rules(x), features=x, labels=self.release_labels())
 
-    def label(self, label: Label) -> LabelOutcome:
+    def label(self, label: Label) -> LabelOutcome | None:
+        """Apply a label once the scored stream's event time has reached its report time.
+
+        Labels and transactions travel on different topics, so in a replay (or a backlog)
+        a label can overtake the transaction it is about. Joining on event time makes the
+        worker learn exactly what the offline evaluator learns: nothing before it was
+        reported. Returns ``None`` when the label is deferred (see :meth:`release_labels`).
+        """
+        if label.reported_at > self.detector.watermark:
+            self._seq += 1
+            heapq.heappush(self._deferred, (label.reported_at, self._seq, label))
+            if len(self._deferred) <= self.MAX_DEFERRED:
+                return None
+            label = heapq.heappop(self._deferred)[2]
         return self.detector.on_label(label.transaction_id, label.is_fraud)
+
+    def release_labels(self) -> list[LabelOutcome]:
+        """Apply deferred labels whose report time the stream has now passed."""
+        out: list[LabelOutcome] = []
+        watermark = self.detector.watermark
+        while self._deferred and self._deferred[0][0] <= watermark:
+            label = heapq.heappop(self._deferred)[2]
+            out.append(self.detector.on_label(label.transaction_id, label.is_fraud))
+        return out
+
+    @property
+    def deferred_labels(self) -> int:
+        return len(self._deferred)

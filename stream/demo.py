@@ -17,18 +17,18 @@ import tempfile
 import threading
 import time
 import urllib.request
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import orjson
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Producer
 from prometheus_client.parser import text_string_to_metric_families
 
 from config.settings import Settings
 from stream.broker import EmbeddedBroker, free_port
+from stream.reader import topic_reader
 from stream.simulate import SimConfig, SimEvent, generate, produce
 from stream.topics import ensure_topics
 
@@ -83,15 +83,7 @@ class AlertCollector(threading.Thread):
         super().__init__(daemon=True)
         self.alerted: set[str] = set()
         self.stop = threading.Event()
-        self._consumer = Consumer(
-            {
-                **settings.kafka_client_config(),
-                "group.id": f"kuntur-demo-{uuid.uuid4().hex[:8]}",
-                "auto.offset.reset": "earliest",
-                "enable.auto.commit": False,
-            }
-        )
-        self._consumer.subscribe([settings.topic_alerts])
+        self._consumer = topic_reader(settings, settings.topic_alerts)
 
     def run(self) -> None:
         while not self.stop.is_set():
@@ -142,6 +134,15 @@ def histogram_quantile(q: float, buckets: list[tuple[float, float]]) -> float | 
             return prev_le + (le - prev_le) * ((rank - prev_count) / width if width else 0.0)
         prev_le, prev_count = le, count
     return prev_le
+
+
+def is_ready(base_url: str) -> bool:
+    """True once the worker's /ready answers 200 (partitions assigned, tables recovered)."""
+    try:
+        with urllib.request.urlopen(f"{base_url}/ready", timeout=2) as resp:  # noqa: S310 - loopback URL
+            return bool(resp.status == 200)
+    except OSError:
+        return False
 
 
 def worker_env(settings: Settings) -> dict[str, str]:
@@ -208,6 +209,13 @@ def _drive(
     started: float,
     say: Any,
 ) -> dict[str, Any] | None:
+    base_url = metrics_url.rsplit("/", 1)[0]
+    while not is_ready(base_url):
+        if worker.poll() is not None or time.time() > started + args.timeout:
+            return None
+        time.sleep(0.2)
+    ready_s = time.time() - started
+    say(f"ready    worker processing after {ready_s:.1f}s")
     bad = Producer(settings.kafka_client_config())
     for i, raw in enumerate(BAD_MESSAGES):
         bad.produce(settings.topic_transactions, key=f"bad-{i}".encode(), value=raw)
@@ -276,7 +284,7 @@ def _drive(
         "throughput": round(m.get("kuntur_transactions_total", 0) / elapsed, 1),
         "p50_latency_ms": round(p50 * 1000, 2) if p50 is not None else None,
         "p99_latency_ms": round(p99 * 1000, 2) if p99 is not None else None,
-        "startup_s": round((first_processed or time.time()) - started, 2),
+        "startup_s": round(ready_s, 2),
         "model_version": m.get("model_version"),
         "examples_seen": int(m.get("kuntur_model_examples_seen", 0)),
         "offered_rate": args.rate,

@@ -53,6 +53,9 @@ class Metrics:
         )
         self.model_generation = Gauge("kuntur_model_generation", "Checkpoint generation of the model", registry=r)
         self.entities = Gauge("kuntur_state_entities", "Entities held in state tables", ["table"], registry=r)
+        self.deferred_labels = Gauge(
+            "kuntur_deferred_labels", "Labels waiting for the scored stream to reach their report time", registry=r
+        )
         self.pending = Gauge("kuntur_pending_labels", "Scored transactions awaiting a label", registry=r)
         self.checkpoint_age = Gauge(
             "kuntur_checkpoint_age_seconds", "Seconds since the last model checkpoint was written", registry=r

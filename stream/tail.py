@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import orjson
-from confluent_kafka import Consumer
 
 from config.settings import Settings
+from stream.reader import topic_reader
 
 
 def format_alert(alert: dict[str, Any]) -> str:
@@ -25,15 +24,7 @@ def format_alert(alert: dict[str, Any]) -> str:
 
 
 def tail_alerts(settings: Settings, from_beginning: bool = False, as_json: bool = False, limit: int = 0) -> int:
-    consumer = Consumer(
-        {
-            **settings.kafka_client_config(),
-            "group.id": f"kuntur-alerts-tail-{uuid.uuid4().hex[:8]}",
-            "auto.offset.reset": "earliest" if from_beginning else "latest",
-            "enable.auto.commit": False,
-        }
-    )
-    consumer.subscribe([settings.topic_alerts])
+    consumer = topic_reader(settings, settings.topic_alerts, from_beginning=from_beginning)
     seen = 0
     try:
         while not limit or seen < limit:

@@ -5,12 +5,11 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from config.settings import Settings
 from features.catalogue import FEATURE_NAMES
 from models.checkpoint import load_checkpoint
 from models.detector import Detector
 from models.scorer import FraudModel
-
-from config.settings import Settings
 from stream.app import Kuntur, create_app
 from stream.core import Pipeline
 from stream.metrics import Metrics

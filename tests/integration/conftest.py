@@ -19,11 +19,12 @@ from typing import Any
 
 import orjson
 import pytest
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Producer
 
 from config.settings import Settings, load_settings
 from stream.broker import EmbeddedBroker, free_port
 from stream.demo import scrape, worker_env
+from stream.reader import topic_reader
 from stream.topics import ensure_topics
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -155,15 +156,7 @@ def consume(
     worker: WorkerProcess | None = None,
 ) -> list[dict[str, Any]]:
     """Read a topic from the beginning until ``until(records)`` holds."""
-    c = Consumer(
-        {
-            **settings.kafka_client_config(),
-            "group.id": f"test-{uuid.uuid4().hex[:8]}",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-        }
-    )
-    c.subscribe([topic])
+    c = topic_reader(settings, topic)
     out: list[dict[str, Any]] = []
     deadline = time.time() + timeout
     try:
