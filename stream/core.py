@@ -22,7 +22,7 @@ from features.merchant import (
 )
 from features.transaction import Transaction
 from models.detector import Detector, LabelOutcome, Scored
-from models.rules import fired_rules
+from models.rules import fired_rules, rules_alert
 from stream.validation import Label
 
 
@@ -38,7 +38,7 @@ class Verdict:
 
     @property
     def alert(self) -> bool:
-        return self.scored.alert or bool(self.rules)
+        return self.scored.alert or rules_alert(self.rules)
 
 
 class Pipeline:

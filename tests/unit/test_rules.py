@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from models.rules import RULES, fired_rules
+from models.rules import RULES, fired_rules, rules_alert
 
 ORDINARY = {
     "account_small_tx_count_1h": 1.0,
@@ -46,3 +46,8 @@ def test_boundaries_are_exact():
 def test_rule_ids_are_unique_and_described():
     ids = [r.rule_id for r in RULES]
     assert len(ids) == len(set(ids)) and all(r.description for r in RULES)
+
+
+def test_only_precise_rules_raise_alerts_alone():
+    assert rules_alert(["card-testing"]) and rules_alert(["amount-spike", "impossible-travel"])
+    assert not rules_alert(["amount-spike", "account-takeover"]) and not rules_alert([])
