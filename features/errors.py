@@ -1,0 +1,15 @@
+"""Errors of the feature core.
+
+The stream shell catches these around table reads: a state that cannot be decoded is
+dropped (and counted) rather than allowed to stop the worker.
+"""
+
+from __future__ import annotations
+
+
+class StateDecodeError(ValueError):
+    """Stored per-entity state bytes cannot be decoded.
+
+    Raised for an unknown layout version (state written by a newer or older release) and
+    for truncated or over-long data. The message says which and for which state type.
+    """
