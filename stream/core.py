@@ -86,9 +86,10 @@ class Pipeline:
 
     def score(self, tx: Transaction, values: list[float]) -> Verdict:
         """Score a transaction whose full feature vector (catalogue order) is known."""
+        released = self.release_labels(upto=tx.ts)
         x = dict(zip(FEATURE_NAMES, values, strict=True))
         scored = self.detector.score(tx.transaction_id, tx.account_id, tx.merchant_id, tx.ts, x)
-        return Verdict(scored=scored, rules=fired_rules(x), features=x, labels=self.release_labels())
+        return Verdict(scored=scored, rules=fired_rules(x), features=x, labels=released)
 
     def label(self, label: Label) -> LabelOutcome | None:
         """Apply a label once the scored stream's event time has reached its report time.
@@ -96,7 +97,8 @@ class Pipeline:
         Labels and transactions travel on different topics, so in a replay (or a backlog)
         a label can overtake the transaction it is about. Joining on event time makes the
         worker learn exactly what the offline evaluator learns: nothing before it was
-        reported. Returns ``None`` when the label is deferred (see :meth:`release_labels`).
+        reported, and a report that came within the horizon teaches "fraud" even if the
+        stream is already past the horizon. Returns ``None`` when the label is deferred.
         """
         if label.reported_at > self.detector.watermark:
             self._seq += 1
@@ -106,12 +108,13 @@ class Pipeline:
             label = heapq.heappop(self._deferred)[2]
         return self.detector.on_label(label.transaction_id, label.is_fraud)
 
-    def release_labels(self) -> list[LabelOutcome]:
-        """Apply deferred labels whose report time the stream has now passed."""
+    def release_labels(self, upto: float) -> list[LabelOutcome]:
+        """Apply deferred labels reported at or before ``upto``, each at its own event time:
+        transactions whose horizon ended before the report are learned as genuine first."""
         out: list[LabelOutcome] = []
-        watermark = self.detector.watermark
-        while self._deferred and self._deferred[0][0] <= watermark:
-            label = heapq.heappop(self._deferred)[2]
+        while self._deferred and self._deferred[0][0] <= upto:
+            reported_at, _, label = heapq.heappop(self._deferred)
+            self.detector.advance(reported_at)
             out.append(self.detector.on_label(label.transaction_id, label.is_fraud))
         return out
 

@@ -35,7 +35,7 @@ def sim_transactions(n: int, seed: int = 3) -> list[dict]:
 
 @pytest.mark.parametrize("settings", [1, 4], indirect=True, ids=["1-partition", "4-partitions"])
 def test_simulator_traffic_in_alerts_out(settings, start_worker):
-    settings = settings.replace(alert_threshold=0.0)  # every transaction alerts: check them all
+    settings = settings.replace(alert_threshold=0.0, warmup_genuine=0)  # every transaction alerts
     worker = start_worker(settings)
     txs = sim_transactions(1500)
     produce_json(settings, settings.topic_transactions, txs)
@@ -131,7 +131,7 @@ def test_labels_teach_the_model_and_raise_the_score_of_a_repeated_pattern(settin
 
 
 def test_restart_resumes_with_table_state_without_loss_or_recount(settings, start_worker):
-    settings = settings.replace(alert_threshold=0.0)
+    settings = settings.replace(alert_threshold=0.0, warmup_genuine=0)
     base = 1767225600.0
     first = [
         {"transaction_id": f"r-{i}", "account_id": "acc-restart", "timestamp": base + i * 60.0, "amount": 10.0 + i}
