@@ -36,6 +36,9 @@ from stream.wire import decode, encode_merchant_fraud, encode_stage, tx_from_lis
 
 log = logging.getLogger("kuntur")
 
+#: Key of the tombstone that closes each changelog partition on shutdown (never a real entity).
+SEAL_KEY = "__kuntur_seal__"
+
 
 class ExpiringTable(faust.Table):
     """A table that remembers each key's partition so idle entities can be deleted.
@@ -55,7 +58,8 @@ class ExpiringTable(faust.Table):
     def apply_changelog_batch(self, batch: Any) -> None:
         events = list(batch)
         for event in events:
-            self.key_partitions[event.key] = event.message.partition
+            if event.value is not None:
+                self.key_partitions[event.key] = event.message.partition
         super().apply_changelog_batch(events)
 
     def expire(self, is_expired: Any, now: float, ttl: float) -> int:
@@ -290,6 +294,23 @@ def create_app(settings: Settings, pipeline: Pipeline, metrics: Metrics, partiti
     @app.on_before_shutdown.connect
     async def final_checkpoint(sender: Any, **kwargs: Any) -> None:
         checkpoint()
+        await seal_changelogs()
+
+    async def seal_changelogs() -> None:
+        """End every changelog partition with a batch of its own holding one tombstone.
+
+        Tansu (the embedded broker) reports a partition's high watermark as the last
+        *batch's* base offset + 1, so Faust's recovery, which reads up to the high
+        watermark, would skip the rest of the last batch and restore stale state. A
+        final one-record batch makes the reported watermark exact. Harmless on Kafka.
+        """
+        await app.producer.flush()
+        for table in (accounts_t, merchants_t):
+            for partition in range(partitions):
+                await table.changelog_topic.send(
+                    key=SEAL_KEY, value=None, partition=partition, key_serializer="json", value_serializer="raw"
+                )
+        await app.producer.flush()
 
     @app.page("/health")
     async def health_view(web: Any, request: Any) -> Any:
@@ -317,7 +338,8 @@ def _table(app: faust.App, name: str, partitions: int) -> ExpiringTable:
         default=None,
         beacon=app.tables.beacon,
         partitions=partitions,
-        schema=faust.Schema(key_serializer="json", value_serializer="raw"),
+        key_type=str,  # -> json codec
+        value_type=bytes,  # -> raw codec: states are already compact bytes
     )
     app.tables.add(table)
     return table
