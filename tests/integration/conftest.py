@@ -23,7 +23,7 @@ from confluent_kafka import Producer
 
 from config.settings import Settings, load_settings
 from stream.broker import EmbeddedBroker, free_port
-from stream.demo import scrape, worker_env
+from stream.demo import is_ready, scrape, worker_env
 from stream.reader import topic_reader
 from stream.topics import ensure_topics
 
@@ -65,7 +65,8 @@ class WorkerProcess:
     def __init__(self, settings: Settings, log_path: Path) -> None:
         self.settings = settings
         self.log_path = log_path
-        self.url = f"http://127.0.0.1:{settings.web_port}/metrics"
+        self.base_url = f"http://127.0.0.1:{settings.web_port}"
+        self.url = f"{self.base_url}/metrics"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> WorkerProcess:
@@ -78,7 +79,7 @@ class WorkerProcess:
                 stderr=subprocess.STDOUT,
                 cwd=ROOT,
             )
-        wait_for(lambda: bool(self.metrics()), 60, "worker /metrics to come up", self)
+        wait_for(lambda: is_ready(self.base_url), 90, "worker /ready (partitions assigned, tables recovered)", self)
         return self
 
     def metrics(self) -> dict[str, Any]:
