@@ -80,6 +80,8 @@ class Settings:
     partitions: int = _opt(4, "partitions of every topic Kuntur creates (bounds parallelism)")
     replication_factor: int = _opt(1, "replication factor of topics Kuntur creates")
 
+    consumer_fetch_max_wait_ms: int = _opt(20, "longest a fetch waits for data (Faust's fixed default is 1500 ms)")
+
     # Detection.
     alert_threshold: float = _opt(0.5, "score at or above which an alert is emitted")
     model: str = _opt("logreg", "River candidate (kuntur features --models lists them)")

@@ -159,8 +159,12 @@ class Detector:
         merchant_id: str | None,
         event_ts: float,
         x: Mapping[str, float],
+        force_alert: bool = False,
     ) -> Scored:
         """Score ``x``, park it until its label or horizon, advance the watermark.
+
+        ``force_alert`` raises the alert whatever the score (an expert rule fired); the
+        online quality then measures every alert the system emitted, not just the model's.
 
         A transaction id already pending or resolved (an at-least-once re-delivery) is
         scored again but not parked again, so it is never learned twice.
@@ -168,7 +172,7 @@ class Detector:
         model, pending = self.model, self.pending
         row, partial = pending.vector(x)
         p = model.score_row(row, pending.names, x)
-        alert = p >= self.threshold and (self._warm or self.warm)
+        alert = force_alert or (p >= self.threshold and (self._warm or self.warm))
         reasons = model.explain_one(x) if alert else []
         counts = self.counts
         counts["scored"] += 1

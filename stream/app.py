@@ -31,6 +31,7 @@ from stream.alerts import build_alert
 from stream.core import Pipeline
 from stream.errors import InvalidEvent
 from stream.metrics import Metrics
+from stream.tuning import set_fetch_max_wait
 from stream.validation import dead_letter, parse_label, parse_transaction
 from stream.wire import decode, encode_merchant_fraud, encode_stage, tx_from_list
 
@@ -113,6 +114,7 @@ class Kuntur:
 def create_app(settings: Settings, pipeline: Pipeline, metrics: Metrics, partitions: int) -> Kuntur:
     """Build the Faust app. ``partitions`` must equal the transactions topic's count."""
     s = settings
+    set_fetch_max_wait(s.consumer_fetch_max_wait_ms)
     app = faust.App(
         s.app_id,
         broker=[f"kafka://{h}" for h in s.kafka_bootstrap_servers],
@@ -267,8 +269,14 @@ def create_app(settings: Settings, pipeline: Pipeline, metrics: Metrics, partiti
         m.entities.labels(table="accounts").set(len(accounts_t.data))
         m.entities.labels(table="merchants").set(len(merchants_t.data))
 
-    def checkpoint() -> None:
+    last_saved: list[tuple[int, int]] = []
+
+    def checkpoint(force: bool = False) -> None:
         det = pipeline.detector
+        progress = (det.model.examples_seen, len(det.pending))
+        if not force and last_saved and last_saved[-1] == progress:
+            return  # nothing new: keep the version (and the alerts naming it) stable
+        last_saved[:] = [progress]
         save_checkpoint(det, checkpoint_path)
         m.checkpointed(det.model.name, det.model.version, det.model.generation)
         refresh_gauges()
@@ -293,7 +301,7 @@ def create_app(settings: Settings, pipeline: Pipeline, metrics: Metrics, partiti
 
     @app.on_before_shutdown.connect
     async def final_checkpoint(sender: Any, **kwargs: Any) -> None:
-        checkpoint()
+        checkpoint(force=True)
         await seal_changelogs()
 
     async def seal_changelogs() -> None:

@@ -38,7 +38,7 @@ class Verdict:
 
     @property
     def alert(self) -> bool:
-        return self.scored.alert or rules_alert(self.rules)
+        return self.scored.alert
 
 
 class Pipeline:
@@ -88,8 +88,11 @@ class Pipeline:
         """Score a transaction whose full feature vector (catalogue order) is known."""
         released = self.release_labels(upto=tx.ts)
         x = dict(zip(FEATURE_NAMES, values, strict=True))
-        scored = self.detector.score(tx.transaction_id, tx.account_id, tx.merchant_id, tx.ts, x)
-        return Verdict(scored=scored, rules=fired_rules(x), features=x, labels=released)
+        rules = fired_rules(x)
+        scored = self.detector.score(
+            tx.transaction_id, tx.account_id, tx.merchant_id, tx.ts, x, force_alert=rules_alert(rules)
+        )
+        return Verdict(scored=scored, rules=rules, features=x, labels=released)
 
     def label(self, label: Label) -> LabelOutcome | None:
         """Apply a label once the scored stream's event time has reached its report time.

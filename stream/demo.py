@@ -42,8 +42,10 @@ BAD_MESSAGES = [
 
 
 def add_demo_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--transactions", type=int, default=30_000, help="transactions to simulate (default 30000)")
-    p.add_argument("--rate", type=float, default=1500.0, help="transactions per wall second (default 1500, 0 = max)")
+    p.add_argument("--transactions", type=int, default=20_000, help="transactions to simulate (default 20000)")
+    p.add_argument(
+        "--rate", type=float, default=500.0, help="transactions per wall second (default 500, 0 = as fast as possible)"
+    )
     p.add_argument("--accounts", type=int, default=2_000, help="simulated accounts (default 2000)")
     p.add_argument("--seed", type=int, default=7, help="simulator seed (default 7)")
     p.add_argument(

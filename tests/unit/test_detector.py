@@ -223,3 +223,16 @@ def test_warmup_holds_alerts_until_enough_genuine_examples_are_learned():
     assert det.counts["alerts"] == 1
     # the default alerts from the first score
     assert make()[0].score("t", "a", None, 0.0, x(p=0.9)).alert
+
+
+def test_forced_alert_is_alerted_and_counted_in_quality():
+    from features.catalogue import FEATURE_NAMES
+    from models.detector import Detector
+    from models.scorer import FraudModel
+
+    det = Detector(FraudModel("logreg", feature_names=FEATURE_NAMES), threshold=0.99, label_horizon_s=60.0)
+    x = dict.fromkeys(FEATURE_NAMES, 0.0)
+    assert det.score("t1", "a", None, 1000.0, x, force_alert=True).alert
+    assert not det.score("t2", "a", None, 1001.0, x).alert
+    det.on_label("t1", True)
+    assert (det.quality.tp, det.quality.fn) == (1, 0)
