@@ -13,6 +13,28 @@ TRANSACTION_TYPES: tuple[str, ...] = ("purchase", "transfer", "withdrawal", "pay
 ACCOUNT_TYPES: tuple[str, ...] = ("checking", "savings", "credit")
 CHANNELS: tuple[str, ...] = ("pos", "online", "atm", "mobile", "branch")
 
+#: Every Transaction JSON field of DESIGN.md, in schema (and file column) order.
+SCHEMA_FIELDS: tuple[str, ...] = (
+    "transaction_id",
+    "account_id",
+    "timestamp",
+    "amount",
+    "currency",
+    "transaction_type",
+    "account_type",
+    "channel",
+    "merchant_id",
+    "merchant_category",
+    "counterparty_account",
+    "account_balance",
+    "account_age_days",
+    "ip_address",
+    "device_id",
+    "latitude",
+    "longitude",
+    "institution_id",
+)
+
 
 @dataclass(frozen=True, slots=True)
 class Transaction:

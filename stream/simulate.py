@@ -92,6 +92,7 @@ from typing import Any
 import numpy as np
 import orjson
 
+from features.transaction import SCHEMA_FIELDS
 from stream.progress import Progress, format_count, format_duration, format_rate
 
 __all__ = [
@@ -127,26 +128,7 @@ FRAUD_TYPES = (
     "impossible_travel",
 )
 #: Every Transaction field of DESIGN.md, in file column order.
-TRANSACTION_FIELDS = (
-    "transaction_id",
-    "account_id",
-    "timestamp",
-    "amount",
-    "currency",
-    "transaction_type",
-    "account_type",
-    "channel",
-    "merchant_id",
-    "merchant_category",
-    "counterparty_account",
-    "account_balance",
-    "account_age_days",
-    "ip_address",
-    "device_id",
-    "latitude",
-    "longitude",
-    "institution_id",
-)
+TRANSACTION_FIELDS = SCHEMA_FIELDS
 #: Columns of a simulated history file: the transaction plus the ground truth.
 #: ``label_time`` is the label's ``reported_at`` (empty if none was sent): with
 #: ``is_fraud=1`` a fraud report, with ``is_fraud=0`` an explicit "genuine" confirmation.

@@ -18,29 +18,10 @@ from features.catalogue import (
     spec,
 )
 from features.merchant import MERCHANT_FEATURES, NO_MERCHANT_FEATURES, update_merchant
+from features.transaction import SCHEMA_FIELDS as TRANSACTION_SCHEMA
 from features.transaction import Transaction
 
-SCHEMA_FIELDS = {
-    "transaction_id",
-    "account_id",
-    "timestamp",
-    "amount",
-    "currency",
-    "transaction_type",
-    "account_type",
-    "channel",
-    "merchant_id",
-    "merchant_category",
-    "counterparty_account",
-    "account_balance",
-    "account_age_days",
-    "ip_address",
-    "device_id",
-    "latitude",
-    "longitude",
-    "institution_id",
-    "label.is_fraud",
-}
+SCHEMA_FIELDS = {*TRANSACTION_SCHEMA, "label.is_fraud"}
 
 
 def test_names_are_account_then_merchant_features_in_order() -> None:
