@@ -91,6 +91,7 @@ class Settings:
     warmup_genuine: int = _opt(
         1_000, "genuine examples a fresh model learns before its score may alert (rules still fire)"
     )
+    state_sweep_interval_s: float = _opt(60.0, "wall-clock seconds between sweeps that delete expired entities")
     pending_capacity: int = _opt(500_000, "max scored transactions kept awaiting a label (bounds memory)")
 
     # Persistence.
@@ -192,6 +193,12 @@ def _check(s: Settings) -> None:
         raise ConfigError(f"alert_threshold must be in [0, 1], got {s.alert_threshold}")
     if s.partitions < 1:
         raise ConfigError(f"partitions must be >= 1, got {s.partitions}")
-    for name in ("label_horizon_s", "late_tolerance_s", "state_ttl_s", "checkpoint_interval_s"):
+    for name in (
+        "label_horizon_s",
+        "late_tolerance_s",
+        "state_ttl_s",
+        "checkpoint_interval_s",
+        "state_sweep_interval_s",
+    ):
         if getattr(s, name) < 0:
             raise ConfigError(f"{name} must be >= 0")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -23,7 +24,9 @@ import orjson
 from faust.types import EventT
 
 from config.settings import Settings
+from features.account import AccountState
 from features.account import is_expired as account_expired
+from features.merchant import MerchantState
 from features.merchant import is_expired as merchant_expired
 from models.checkpoint import save_checkpoint
 from models.detector import LabelOutcome
@@ -42,19 +45,25 @@ SEAL_KEY = "__kuntur_seal__"
 
 
 class ExpiringTable(faust.Table):
-    """A table that remembers each key's partition so idle entities can be deleted.
+    """A table of compact entity states whose idle entities can be deleted.
 
     Deleting a key outside an event needs its changelog partition; Faust only knows it
     while the writing event is current, so we record it at write and at recovery.
+    ``decode`` turns a stored value into a state object ``is_expired`` understands.
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, decode: Callable[[bytes], Any], is_expired: Callable[[Any, float, float], bool], **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
+        self.decode = decode
+        self.is_expired = is_expired
         self.key_partitions: dict[Any, int] = {}
 
     def on_key_set(self, key: Any, value: Any) -> None:
         fut = self.send_changelog(self.partition_for_key(key), key, value)
         self.key_partitions[key] = fut.message.partition
+        self._sensor_on_set(self, key, value)
 
     def apply_changelog_batch(self, batch: Any) -> None:
         events = list(batch)
@@ -63,23 +72,18 @@ class ExpiringTable(faust.Table):
                 self.key_partitions[event.key] = event.message.partition
         super().apply_changelog_batch(events)
 
-    def expire(self, is_expired: Any, now: float, ttl: float) -> int:
-        """Delete entities idle for longer than ``ttl`` (event time); returns how many."""
-        gone = [k for k, v in list(self.data.items()) if v and is_expired(type_state(self.name, v), now, ttl)]
-        for key in gone:
-            partition = self.key_partitions.pop(key, None)
-            if partition is None:
+    def expire(self, now: float, ttl: float) -> int:
+        """Delete entities idle for longer than ``ttl`` of event time; returns how many."""
+        gone = 0
+        for key, raw in list(self.data.items()):
+            if not raw or not self.is_expired(self.decode(raw), now, ttl):
                 continue
-            self.send_changelog(partition, key, None, value_serializer="raw")
-            self.data.pop(key, None)
-        return len(gone)
-
-
-def type_state(table_name: str, raw: bytes) -> Any:
-    from features.account import AccountState
-    from features.merchant import MerchantState
-
-    return (AccountState if table_name.startswith("accounts") else MerchantState).from_bytes(raw)
+            partition = self.key_partitions.pop(key, None)
+            if partition is not None:
+                self.send_changelog(partition, key, None, value_serializer="raw")
+                self.data.pop(key, None)
+                gone += 1
+        return gone
 
 
 def now_iso() -> str:
@@ -147,8 +151,8 @@ def create_app(settings: Settings, pipeline: Pipeline, metrics: Metrics, partiti
     by_merchant = app.topic(f"{s.app_id}-by-merchant", partitions=partitions, internal=True, **raw)
     to_score = app.topic(f"{s.app_id}-to-score", partitions=partitions, internal=True, **raw)
     # The version suffix changes whenever the state layout does: old state is never misread.
-    accounts_t = _table(app, "accounts-v1", partitions)
-    merchants_t = _table(app, "merchants-v1", partitions)
+    accounts_t = _table(app, "accounts-v1", partitions, AccountState.from_bytes, account_expired)
+    merchants_t = _table(app, "merchants-v1", partitions, MerchantState.from_bytes, merchant_expired)
     m = metrics
     checkpoint_path = f"{s.data_dir}/model.ckpt"
 
@@ -290,12 +294,11 @@ def create_app(settings: Settings, pipeline: Pipeline, metrics: Metrics, partiti
     async def periodic_checkpoint() -> None:
         checkpoint()
 
-    @app.timer(interval=60.0)
+    @app.timer(interval=max(0.5, s.state_sweep_interval_s))
     async def expire_state() -> None:
         now = pipeline.detector.watermark
         if now > 0:
-            n = accounts_t.expire(account_expired, now, s.state_ttl_s)
-            n += merchants_t.expire(merchant_expired, now, s.state_ttl_s)
+            n = accounts_t.expire(now, s.state_ttl_s) + merchants_t.expire(now, s.state_ttl_s)
             if n:
                 log.info("expired %d idle entities", n)
 
@@ -339,9 +342,13 @@ def create_app(settings: Settings, pipeline: Pipeline, metrics: Metrics, partiti
     return Kuntur(app=app, settings=s, pipeline=pipeline, metrics=m, checkpoint_path=checkpoint_path)
 
 
-def _table(app: faust.App, name: str, partitions: int) -> ExpiringTable:
+def _table(
+    app: faust.App, name: str, partitions: int, decode: Callable[[bytes], Any], is_expired: Callable[..., bool]
+) -> ExpiringTable:
     table = ExpiringTable(
         app,
+        decode=decode,
+        is_expired=is_expired,
         name=name,
         default=None,
         beacon=app.tables.beacon,

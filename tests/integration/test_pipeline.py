@@ -159,3 +159,38 @@ def test_restart_resumes_with_table_state_without_loss_or_recount(settings, star
     assert restarted.metrics()["kuntur_transactions_total"] == 10
     # At-least-once: anything re-delivered after the restart (and the explicit re-send) is a duplicate.
     assert restarted.metrics().get("kuntur_duplicates_total", 0) >= 1
+
+
+def test_idle_entities_expire_from_state_tables(settings, start_worker):
+    settings = settings.replace(state_ttl_s=3600.0, state_sweep_interval_s=1.0)
+    worker = start_worker(settings)
+    base = 1767225600.0
+    produce_json(
+        settings,
+        settings.topic_transactions,
+        [
+            {
+                "transaction_id": "old",
+                "account_id": "acc-idle",
+                "timestamp": base,
+                "amount": 5.0,
+                "merchant_id": "m-idle",
+            },
+        ],
+    )
+    wait_for(lambda: worker.metrics().get("kuntur_transactions_total") == 1, 60, "first transaction", worker)
+    entities = lambda: {  # noqa: E731
+        line.split('"')[1]: float(line.rsplit(" ", 1)[1])
+        for line in worker.metrics_text().splitlines()
+        if line.startswith("kuntur_state_entities{")
+    }
+    wait_for(lambda: entities() == {"accounts": 1.0, "merchants": 1.0}, 30, "state held", worker)
+    # two hours of event time later another account is active: the idle ones are past their TTL
+    produce_json(
+        settings,
+        settings.topic_transactions,
+        [
+            {"transaction_id": "new", "account_id": "acc-live", "timestamp": base + 7200, "amount": 5.0},
+        ],
+    )
+    wait_for(lambda: entities() == {"accounts": 1.0, "merchants": 0.0}, 30, "idle entities expired", worker)

@@ -203,9 +203,7 @@ def test_new_merchant_device_ip() -> None:
         0.0,
         0.0,
     )
-    other = run(
-        [tx(1, T0, **kw), tx(2, T0 + 60, merchant_id="m2", device_id="d1", ip_address="10.9.9.9")]
-    ).features
+    other = run([tx(1, T0, **kw), tx(2, T0 + 60, merchant_id="m2", device_id="d1", ip_address="10.9.9.9")]).features
     assert (
         other["account_new_merchant"],
         other["account_new_device"],
@@ -229,23 +227,13 @@ def test_merchant_memory_keeps_the_16_most_recent() -> None:
     u = run(events)
     assert len(u.state.merchants) == 16
     assert (
-        update_account(u.state, tx("a", T0 + 20, merchant_id="m0")).features["account_new_merchant"]
-        == 1.0
+        update_account(u.state, tx("a", T0 + 20, merchant_id="m0")).features["account_new_merchant"] == 1.0
     )  # evicted
-    assert (
-        update_account(u.state, tx("b", T0 + 20, merchant_id="m1")).features["account_new_merchant"]
-        == 0.0
-    )
+    assert update_account(u.state, tx("b", T0 + 20, merchant_id="m1")).features["account_new_merchant"] == 0.0
     # using a merchant refreshes it: m1 survives one more new merchant, m2 does not
     v = run([tx("c", T0 + 21, merchant_id="m1"), tx("d", T0 + 22, merchant_id="new")], u.state)
-    assert (
-        update_account(v.state, tx("e", T0 + 23, merchant_id="m1")).features["account_new_merchant"]
-        == 0.0
-    )
-    assert (
-        update_account(v.state, tx("f", T0 + 23, merchant_id="m2")).features["account_new_merchant"]
-        == 1.0
-    )
+    assert update_account(v.state, tx("e", T0 + 23, merchant_id="m1")).features["account_new_merchant"] == 0.0
+    assert update_account(v.state, tx("f", T0 + 23, merchant_id="m2")).features["account_new_merchant"] == 1.0
 
 
 # --- geo --------------------------------------------------------------------------------
@@ -323,9 +311,7 @@ def test_update_does_not_modify_its_input_state() -> None:
 # --- state size ---------------------------------------------------------------------------
 
 
-def _busy_account(
-    n: int, seed: int = 1, merchants: int = 300, devices: int = 40, ips: int = 2000
-) -> AccountState:
+def _busy_account(n: int, seed: int = 1, merchants: int = 300, devices: int = 40, ips: int = 2000) -> AccountState:
     """``n`` transactions spread over 30 days (2000: ~67 a day, every 20 minutes)."""
     rnd = random.Random(seed)
     state = None
@@ -376,9 +362,7 @@ def test_old_transaction_ids_are_dropped() -> None:
 def test_bursts_do_not_break_the_bound() -> None:
     state = _busy_account(2000)
     for i in range(3000):  # 3000 more in the last 2 hours, all on new merchants
-        state = update_account(
-            state, tx(f"b{i}", state.last_ts + 2.0, 1.0, merchant_id=f"x{i}")
-        ).state
+        state = update_account(state, tx(f"b{i}", state.last_ts + 2.0, 1.0, merchant_id=f"x{i}")).state
     assert len(state.to_bytes()) <= MAX_ENCODED_SIZE
 
 

@@ -62,12 +62,8 @@ def test_windowed_features_name_their_window() -> None:
 
 def test_describe_formats_values() -> None:
     assert describe("account_tx_count_1h", 7.0) == "7 transactions by this account in the last hour"
-    assert describe("account_amount_sum_24h", 1234.5) == (
-        "PEN 1,234.50 spent by this account in the last 24 hours"
-    )
-    assert describe("account_amount_to_mean_30d", 12.34) == (
-        "amount is 12.3x this account's 30-day average"
-    )
+    assert describe("account_amount_sum_24h", 1234.5) == ("PEN 1,234.50 spent by this account in the last 24 hours")
+    assert describe("account_amount_to_mean_30d", 12.34) == ("amount is 12.3x this account's 30-day average")
     assert describe("merchant_fraud_rate_7d", 0.125) == (
         "12.5% of this merchant's transactions in the last 7 days reported as fraud"
     )

@@ -21,8 +21,9 @@ CREATED = 1_700_000_000.0  # 2023-11-14T22:13:20+00:00
 
 def trained(name: str = "logreg", n: int = 600, seed: int = 1) -> Detector:
     rng = random.Random(seed)
-    det = Detector(FraudModel(name, NAMES, created=CREATED), threshold=0.4,
-                   label_horizon_s=100.0, pending_capacity=10_000)
+    det = Detector(
+        FraudModel(name, NAMES, created=CREATED), threshold=0.4, label_horizon_s=100.0, pending_capacity=10_000
+    )
     for t in range(n):
         fraud = rng.random() < 0.1
         x = {"a": rng.gauss(3.0 if fraud else 0.0, 0.5), "b": rng.gauss(0, 1), "c": rng.random()}
@@ -42,8 +43,7 @@ def test_round_trip_restores_everything(tmp_path):
     back = load_checkpoint(path, NAMES)
     assert [back.model.score_one(x) for x in PROBES] == [det.model.score_one(x) for x in PROBES]
     assert back.model.version == det.model.version == "logreg.g1"
-    assert (back.model.examples_seen, back.model.frauds_seen) == (
-        det.model.examples_seen, det.model.frauds_seen)
+    assert (back.model.examples_seen, back.model.frauds_seen) == (det.model.examples_seen, det.model.frauds_seen)
     assert back.model.created == CREATED
     assert (back.threshold, back.label_horizon_s, back.watermark) == (0.4, 100.0, det.watermark)
     assert back.quality.as_dict() == det.quality.as_dict()
@@ -51,8 +51,7 @@ def test_round_trip_restores_everything(tmp_path):
     assert len(back.pending) == len(det.pending) > 80
     # the restored buffer still teaches with the features parked before the restart
     tid = next(iter(det.pending)).transaction_id
-    assert back.pending.features(back.pending.get(tid)) == det.pending.features(
-        det.pending.get(tid))
+    assert back.pending.features(back.pending.get(tid)) == det.pending.features(det.pending.get(tid))
     assert back.on_label(tid, True) == det.on_label(tid, True)
     assert back.model.score_one(PROBES[0]) == det.model.score_one(PROBES[0])
     # resolved ids survive too: a duplicate stays a duplicate across restarts

@@ -31,8 +31,12 @@ class Recorder(base.Classifier):
 
 def make(threshold: float = 0.5, capacity: int = 1000) -> tuple[Detector, Recorder]:
     rec = Recorder()
-    det = Detector(FraudModel("recorder", NAMES, estimator=rec), threshold=threshold,
-                   label_horizon_s=HORIZON, pending_capacity=capacity)
+    det = Detector(
+        FraudModel("recorder", NAMES, estimator=rec),
+        threshold=threshold,
+        label_horizon_s=HORIZON,
+        pending_capacity=capacity,
+    )
     return det, rec
 
 
@@ -79,8 +83,7 @@ def test_unreported_transaction_is_learned_as_genuine_once_after_the_horizon():
     assert det.advance(150.0) == 1
     assert det.advance(10_000.0) == 1
     assert det.advance(20_000.0) == 0
-    assert [(xx["amount"], y) for xx, y in rec.learned] == [(1.0, False), (2.0, False),
-                                                           (3.0, False)]
+    assert [(xx["amount"], y) for xx, y in rec.learned] == [(1.0, False), (2.0, False), (3.0, False)]
     assert len(det.pending) == 0
     assert det.counts["learned_genuine_at_horizon"] == 3
 
@@ -191,8 +194,7 @@ def test_default_model_learns_from_delayed_labels():
     for t in range(3000):
         fraud = rng.random() < 0.05
         xx = {"a": rng.gauss(3.0 if fraud else 0.0, 0.5), "b": rng.gauss(0, 1), "c": rng.random()}
-        assert det.score(f"t{t}", "acc", None, float(t), xx) == by_dict.score(
-            f"t{t}", "acc", None, float(t), xx)
+        assert det.score(f"t{t}", "acc", None, float(t), xx) == by_dict.score(f"t{t}", "acc", None, float(t), xx)
         if fraud:
             labels.setdefault(t + 10, []).append(f"t{t}")
         for tid in labels.pop(t, []):
@@ -208,8 +210,7 @@ def test_default_model_learns_from_delayed_labels():
 
 def test_warmup_holds_alerts_until_enough_genuine_examples_are_learned():
     rec = Recorder()
-    det = Detector(FraudModel("recorder", NAMES, estimator=rec), label_horizon_s=HORIZON,
-                   warmup_genuine=2)
+    det = Detector(FraudModel("recorder", NAMES, estimator=rec), label_horizon_s=HORIZON, warmup_genuine=2)
     assert not det.warm
     det.score("f1", "a", None, 0.0, x(p=0.75))
     det.on_label("f1", True)  # a fraud does not warm the model up

@@ -165,9 +165,7 @@ def test_state_size_is_bounded() -> None:
     ),
     cut=st.integers(0, 30),
 )
-def test_round_trip_gives_identical_later_features(
-    steps: list[tuple[float, float, float, bool]], cut: int
-) -> None:
+def test_round_trip_gives_identical_later_features(steps: list[tuple[float, float, float, bool]], cut: int) -> None:
     t = T0
     events = []
     for i, (gap, jitter, amount, fraud) in enumerate(steps):

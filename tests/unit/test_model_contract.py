@@ -30,8 +30,7 @@ def pattern_stream(n: int, seed: int = 7, fraud_rate: float = 0.2):
     rng = random.Random(seed)
     for _ in range(n):
         y = rng.random() < fraud_rate
-        yield {"a": rng.gauss(3.0 if y else 0.0, 0.5), "b": rng.gauss(0.0, 1.0),
-               "c": rng.random()}, y
+        yield {"a": rng.gauss(3.0 if y else 0.0, 0.5), "b": rng.gauss(0.0, 1.0), "c": rng.random()}, y
 
 
 FRAUDY = {"a": 3.0, "b": 0.0, "c": 0.5}

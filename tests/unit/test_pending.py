@@ -20,14 +20,22 @@ def x_for(i: float) -> dict[str, float]:
 
 
 def add(p: PendingLabels, tid: str, ts: float, **kw) -> None:
-    p.add(tid, kw.get("account", "acc"), kw.get("merchant", "m1"), ts, kw.get("x", x_for(ts)),
-          kw.get("score", 0.25), kw.get("alerted", False))
+    p.add(
+        tid,
+        kw.get("account", "acc"),
+        kw.get("merchant", "m1"),
+        ts,
+        kw.get("x", x_for(ts)),
+        kw.get("score", 0.25),
+        kw.get("alerted", False),
+    )
 
 
 def test_add_pop_keeps_everything_scored():
     pending = PendingLabels(NAMES)
-    pending.add("t1", "acc-1", "m-9", 1_700_000_000.5, {"amount": 12.25, "count_1h": 3.0,
-                                                        "is_new_device": 1.0}, 0.75, True)
+    pending.add(
+        "t1", "acc-1", "m-9", 1_700_000_000.5, {"amount": 12.25, "count_1h": 3.0, "is_new_device": 1.0}, 0.75, True
+    )
     assert len(pending) == 1 and "t1" in pending
     p = pending.pop("t1")
     assert isinstance(p, Pending)
@@ -42,8 +50,7 @@ def test_add_pop_keeps_everything_scored():
 def test_vectors_are_float32_in_column_order():
     pending = PendingLabels(NAMES)
     # keys in another order than the columns still land in column order
-    pending.add("t1", "a", None, 1.0, {"is_new_device": 1.0, "amount": 0.1, "count_1h": 2.0},
-                0.0, False)
+    pending.add("t1", "a", None, 1.0, {"is_new_device": 1.0, "amount": 0.1, "count_1h": 2.0}, 0.0, False)
     p = pending.get("t1")
     assert isinstance(p.x, bytes) and len(p.x) == 4 * len(NAMES)
     np.testing.assert_array_equal(pending.row(p), np.array([0.1, 2.0, 1.0], dtype=np.float32))
@@ -167,7 +174,8 @@ def test_pickle_round_trip_is_columnar_and_complete():
         assert a == b
         assert restored.features(b) == pending.features(a)
     assert [p.transaction_id for p in restored.expire(1000.0, 0.0)] == [
-        p.transaction_id for p in pending.expire(1000.0, 0.0)]
+        p.transaction_id for p in pending.expire(1000.0, 0.0)
+    ]
 
 
 def test_memory_per_entry_is_bounded():
@@ -180,8 +188,9 @@ def test_memory_per_entry_is_bounded():
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
     for i in range(n):
-        pending.add(f"tx-{i:09d}", f"acc-{i:07d}", f"merchant-{i % 997:05d}",
-                    1.7e9 + i, xs[i % 50], rng.random(), False)
+        pending.add(
+            f"tx-{i:09d}", f"acc-{i:07d}", f"merchant-{i % 997:05d}", 1.7e9 + i, xs[i % 50], rng.random(), False
+        )
     per_entry = (tracemalloc.get_traced_memory()[0] - before) / n
     tracemalloc.stop()
     print(f"pending entry: {per_entry:.0f} bytes")

@@ -111,8 +111,16 @@ def test_default_stream_is_stderr(capsys):
 
 @pytest.mark.parametrize(
     ("seconds", "text"),
-    [(0, "0s"), (4.4, "4s"), (59.6, "1m00s"), (75, "1m15s"), (3720, "1h02m"), (-3, "0s"),
-     (float("inf"), "?"), (float("nan"), "?")],  # fmt: skip
+    [
+        (0, "0s"),
+        (4.4, "4s"),
+        (59.6, "1m00s"),
+        (75, "1m15s"),
+        (3720, "1h02m"),
+        (-3, "0s"),
+        (float("inf"), "?"),
+        (float("nan"), "?"),
+    ],  # fmt: skip
 )
 def test_format_duration(seconds, text):
     assert format_duration(seconds) == text

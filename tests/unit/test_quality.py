@@ -16,14 +16,14 @@ def test_empty_quality_is_zero_not_nan():
 def test_hand_made_sequence():
     q = OnlineQuality(window=100)
     outcomes = [
-        (True, True),    # TP
-        (True, False),   # FP
-        (False, True),   # FN
+        (True, True),  # TP
+        (True, False),  # FP
+        (False, True),  # FN
         (False, False),  # TN: counted, not windowed
-        (True, True),    # TP
-        (True, True),    # TP
-        (True, False),   # FP
-        (False, True),   # FN
+        (True, True),  # TP
+        (True, True),  # TP
+        (True, False),  # FP
+        (False, True),  # FN
     ]
     for alerted, is_fraud in outcomes:
         q.update(alerted, is_fraud)
@@ -46,19 +46,19 @@ def test_precision_defined_without_recall_and_vice_versa():
 
 def test_window_rolls_over_only_tp_fp_fn():
     q = OnlineQuality(window=3)
-    q.update(True, False)           # FP  (will roll out)
-    q.update(False, True)           # FN  (will roll out)
+    q.update(True, False)  # FP  (will roll out)
+    q.update(False, True)  # FN  (will roll out)
     for _ in range(50):
-        q.update(False, False)      # TNs never push outcomes out of the window
+        q.update(False, False)  # TNs never push outcomes out of the window
     assert (q.window_fp, q.window_fn) == (1, 1)
-    q.update(True, True)            # TP
-    q.update(True, True)            # TP -> FP rolls out
-    q.update(True, True)            # TP -> FN rolls out
+    q.update(True, True)  # TP
+    q.update(True, True)  # TP -> FP rolls out
+    q.update(True, True)  # TP -> FN rolls out
     assert (q.window_tp, q.window_fp, q.window_fn) == (3, 0, 0)
     assert (q.precision, q.recall) == (1.0, 1.0)
     # cumulative counts keep everything
     assert (q.tp, q.fp, q.fn, q.tn) == (3, 1, 1, 50)
-    q.update(False, True)           # FN -> a TP rolls out: window TP 2, FN 1
+    q.update(False, True)  # FN -> a TP rolls out: window TP 2, FN 1
     assert q.recall == pytest.approx(2 / 3)
     assert q.precision == 1.0
 

@@ -78,9 +78,7 @@ def test_window_contains_at_the_edges(name: str) -> None:
 # --- windows as computed by update_account ---------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("name", "length"), [("1h", HOUR), ("24h", DAY), ("7d", 7 * DAY), ("30d", 30 * DAY)]
-)
+@pytest.mark.parametrize(("name", "length"), [("1h", HOUR), ("24h", DAY), ("7d", 7 * DAY), ("30d", 30 * DAY)])
 def test_event_exactly_at_the_window_edge(name: str, length: float) -> None:
     # T0 starts a tile; an event one second short of a window length later still sees
     # it, one exactly a window length later does not.
@@ -120,8 +118,7 @@ def test_tiles_older_than_30_days_are_dropped() -> None:
     assert later.features["account_amount_sum_30d"] == pytest.approx(sum(range(101, 110)) + 1)
     assert later.features["account_amount_max_30d"] == 109.0
     assert (
-        update_account(later.state, tx("y", T0 + 60 * DAY, 2.0)).features["account_tx_count_30d"]
-        == 2.0
+        update_account(later.state, tx("y", T0 + 60 * DAY, 2.0)).features["account_tx_count_30d"] == 2.0
     )  # day 31 is the oldest of the 30 days ending on day 60
     last = update_account(later.state, tx("y", T0 + 61 * DAY, 2.0))
     assert last.features["account_tx_count_30d"] == 1.0
@@ -310,14 +307,10 @@ def test_tile_level_advance_and_out_of_order_add() -> None:
 
 @settings(max_examples=100, deadline=None)
 @given(
-    ops=st.lists(
-        st.tuples(st.integers(0, 12), st.integers(0, 2), st.floats(0.01, 1e6)), max_size=40
-    ),
+    ops=st.lists(st.tuples(st.integers(0, 12), st.integers(0, 2), st.floats(0.01, 1e6)), max_size=40),
     kinds=st.sampled_from(["cssmc", "cssm", "csc", "c"]),
 )
-def test_incremental_caches_track_a_recomputation(
-    ops: list[tuple[int, int, float]], kinds: str
-) -> None:
+def test_incremental_caches_track_a_recomputation(ops: list[tuple[int, int, float]], kinds: str) -> None:
     """Counts and maxima exactly, float sums to rounding, and 0 when the window empties."""
     level = TileLevel(base=3, tiles=10, kinds=kinds, spans=(4, 10))
     tiles = array("f", bytes(4 * level.end))
@@ -340,9 +333,7 @@ def test_incremental_caches_track_a_recomputation(
         for got, want in zip(caches, level.recompute(tiles), strict=True):
             for j, k in enumerate(kinds):
                 if k == "s":
-                    assert got[j] == pytest.approx(
-                        want[j], rel=1e-9, abs=1e-14 * biggest * len(ops)
-                    )
+                    assert got[j] == pytest.approx(want[j], rel=1e-9, abs=1e-14 * biggest * len(ops))
                 else:
                     assert got[j] == want[j]
             if want[0] == 0:
