@@ -258,7 +258,7 @@ def _drive(
         processed_at.append((time.time(), done))
         rate = _rate(processed_at)
         say(
-            f"\r  {done:>8.0f} tx  {rate:>7.0f} tx/s  alerts {len(collector.alerted):>5}  "
+            f"  {done:>8.0f} tx  {rate:>7.0f} tx/s  alerts {len(collector.alerted):>5}  "
             f"labels {m.get('labels', 0):>5.0f}  dlq {m.get('dead_letters', 0):>3.0f}  "
             f"online precision {m.get('kuntur_model_precision', 0):.2f} recall {m.get('kuntur_model_recall', 0):.2f}"
         )
