@@ -263,8 +263,13 @@ def create_app(settings: Settings, pipeline: Pipeline, metrics: Metrics, partiti
             else:
                 await apply_label(outcome)
 
+    genuine_counted = [0]
+
     def refresh_gauges() -> None:
         det = pipeline.detector
+        learned = det.counts["learned_genuine_at_horizon"]
+        m.genuine_learned.inc(learned - genuine_counted[0])
+        genuine_counted[0] = learned
         m.examples_seen.set(det.model.examples_seen)
         m.precision.set(det.quality.precision)
         m.recall.set(det.quality.recall)

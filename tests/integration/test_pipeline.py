@@ -128,6 +128,7 @@ def test_labels_teach_the_model_and_raise_the_score_of_a_repeated_pattern(settin
     early, late = sum(fraud_scores[:5]) / 5, sum(fraud_scores[-5:]) / 5
     assert late > early + 0.2, (early, late)
     wait_for(lambda: worker.metrics().get("kuntur_model_examples_seen", 0) >= rounds, 60, "examples seen", worker)
+    assert worker.metrics().get("kuntur_genuine_learned_total", 0) > 0  # horizon passed for genuine ones
 
 
 def test_restart_resumes_with_table_state_without_loss_or_recount(settings, start_worker):
