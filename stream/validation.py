@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from features.transaction import Transaction
+from features.transaction import SCHEMA_FIELDS, Transaction
 from stream.errors import InvalidEvent
 
 #: Every machine code a rejection can carry (the DLQ metric is labelled by these).
@@ -47,7 +47,7 @@ _OPTIONAL_STR = (
     "institution_id",
 )
 _OPTIONAL_NUM = ("account_balance", "account_age_days", "latitude", "longitude")
-_KNOWN = frozenset(_REQUIRED + _OPTIONAL_STR + _OPTIONAL_NUM)
+_KNOWN = frozenset(SCHEMA_FIELDS)
 # Epoch numbers beyond this are almost certainly milliseconds (year 5138 in seconds).
 _MAX_EPOCH_S = 1e11
 

@@ -112,3 +112,11 @@ def test_dead_letter_keeps_original_bytes():
     assert base64.b64decode(rec["payload"]) == b"\xff\x00raw"
     text = dead_letter(err, b'{"a":1', "transactions", 0, 1, "now")
     assert text["payload"] == '{"a":1' and text["payload_encoding"] == "utf-8"
+
+
+def test_typed_field_groups_cover_exactly_the_schema():
+    from features.transaction import SCHEMA_FIELDS
+    from stream import validation
+
+    groups = validation._REQUIRED + validation._OPTIONAL_STR + validation._OPTIONAL_NUM
+    assert sorted(groups) == sorted(SCHEMA_FIELDS) and len(groups) == len(set(groups))
