@@ -102,6 +102,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     simulate.register(sub)
 
+    from stream import evaluate, replay
+
+    replay.register(sub)
+    evaluate.register(sub)
+
     p = sub.add_parser("alerts", help="tail the alerts topic, human-readable")
     p.add_argument("--from-beginning", action="store_true", help="start at the oldest alert, not the newest")
     p.add_argument("--json", action="store_true", help="print the raw alert JSON, one per line")

@@ -23,6 +23,7 @@ from features.merchant import (
 from features.transaction import Transaction
 from models.detector import Detector, LabelOutcome, Scored
 from models.rules import fired_rules, rules_alert
+from models.scorer import FraudModel
 from stream.validation import Label
 
 
@@ -55,11 +56,25 @@ class Pipeline:
         self._deferred: list[tuple[float, int, Label]] = []
         self._seq = 0
 
+    # -- state steps on objects (the evaluator keeps states in memory as objects) ----------
+
+    def update_account(self, state: AccountState | None, tx: Transaction) -> AccountUpdate:
+        return update_account(state, tx, late_tolerance_s=self._late, ttl_s=self._ttl)
+
+    def update_merchant(self, state: MerchantState | None, tx: Transaction) -> tuple[MerchantState, list[float]]:
+        update = update_merchant(state, tx, late_tolerance_s=self._late, ttl_s=self._ttl)
+        f = update.features
+        return update.state, [f[name] for name in MERCHANT_FEATURES]
+
+    @staticmethod
+    def record_merchant_fraud(state: MerchantState | None, fraud_ts: float) -> MerchantState:
+        return record_merchant_fraud(state, fraud_ts)
+
+    # -- the same steps on table bytes (the worker's tables hold encoded states) ----------
+
     def account(self, state: bytes | None, tx: Transaction) -> tuple[bytes | None, AccountUpdate]:
         """Update the account's state; returns (new state bytes or None if unchanged, update)."""
-        update = update_account(
-            AccountState.from_bytes(state) if state else None, tx, late_tolerance_s=self._late, ttl_s=self._ttl
-        )
+        update = self.update_account(AccountState.from_bytes(state) if state else None, tx)
         if update.duplicate:
             return None, update
         return update.state.to_bytes(), update
@@ -70,11 +85,8 @@ class Pipeline:
         return [f[name] for name in ACCOUNT_FEATURES]
 
     def merchant(self, state: bytes | None, tx: Transaction) -> tuple[bytes, list[float]]:
-        update = update_merchant(
-            MerchantState.from_bytes(state) if state else None, tx, late_tolerance_s=self._late, ttl_s=self._ttl
-        )
-        f = update.features
-        return update.state.to_bytes(), [f[name] for name in MERCHANT_FEATURES]
+        new, values = self.update_merchant(MerchantState.from_bytes(state) if state else None, tx)
+        return new.to_bytes(), values
 
     @staticmethod
     def no_merchant_values() -> list[float]:
@@ -124,3 +136,14 @@ class Pipeline:
     @property
     def deferred_labels(self) -> int:
         return len(self._deferred)
+
+
+def new_detector(settings: Settings, label_horizon_s: float | None = None) -> Detector:
+    """A fresh detector as the worker builds it (the evaluator uses the very same one)."""
+    return Detector(
+        FraudModel(settings.model, feature_names=FEATURE_NAMES),
+        threshold=settings.alert_threshold,
+        label_horizon_s=settings.label_horizon_s if label_horizon_s is None else label_horizon_s,
+        pending_capacity=settings.pending_capacity,
+        warmup_genuine=settings.warmup_genuine,
+    )

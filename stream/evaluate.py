@@ -1,0 +1,441 @@
+"""``kuntur evaluate``: a prequential backtest of the streaming detector on a labelled history.
+
+The run drives the worker's own code in-process — :class:`stream.core.Pipeline` with the
+same account/merchant state steps, the same model, rules and label join — over the file
+in event-time order. Each transaction is scored first; its label teaches the model only
+when it would have arrived (``--label-delay`` or the file's ``label_time``). Metrics
+count transactions inside ``--test-start``/``--test-end``; everything before streams
+through too, to warm up state and model. Optional batch baselines (the original plan's
+offline RandomForest/XGBoost) are trained on the very feature vectors the stream
+computed, under the same label-arrival rule, so the rows compare like with like.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import pickle
+import resource
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+
+from config.settings import Settings
+from features.account import AccountState
+from features.catalogue import FEATURE_NAMES
+from features.merchant import MerchantState
+from models.detector import Detector
+from stream.core import Pipeline, new_detector
+from stream.errors import HistoryError
+from stream.history import History, LabelRule, events, label_rule, load_history, parse_columns, parse_duration
+from stream.progress import Progress
+from stream.validation import parse_time
+
+__all__ = ["OnlineRun", "run_online", "register", "evaluate"]
+
+_DAY = 86400.0
+
+
+@dataclass
+class OnlineRun:
+    """What the streaming detector did with each transaction of a history."""
+
+    scores: np.ndarray  # float64; NaN where not scored (duplicate id)
+    alerts: np.ndarray  # bool
+    seconds: float  # wall time of the scoring loop (file reading excluded)
+    detector: Detector
+    label_horizon_s: float
+    features: np.ndarray | None = None  # n x d float32, catalogue order, when asked for
+    reason_counts: Counter[str] = field(default_factory=Counter)
+    duplicates: int = 0
+    late: int = 0
+
+    @property
+    def throughput(self) -> float:
+        scored = int(np.count_nonzero(~np.isnan(self.scores)))
+        return scored / self.seconds if self.seconds > 0 else 0.0
+
+
+def label_horizon(settings: Settings, rule: LabelRule) -> float:
+    """The label horizon of the run: the configured one, stretched past a fixed label delay
+    so that a label arriving exactly ``delay`` after its transaction is still learned."""
+    if rule.delay_s is None:
+        return settings.label_horizon_s
+    return max(settings.label_horizon_s, rule.delay_s + 1.0)
+
+
+def run_online(
+    history: History,
+    rule: LabelRule,
+    settings: Settings,
+    keep_features: bool = False,
+    progress: Progress | None = None,
+) -> OnlineRun:
+    """Stream the history through a fresh :class:`Pipeline`, exactly as the worker's agents do."""
+    horizon = label_horizon(settings, rule)
+    pipeline = Pipeline(settings, new_detector(settings, label_horizon_s=horizon))
+    n = len(history)
+    index = {tx.transaction_id: i for i, tx in enumerate(history.transactions)} if n else {}
+    scores = np.full(n, np.nan)
+    alerts = np.zeros(n, dtype=bool)
+    features = np.zeros((n, len(FEATURE_NAMES)), dtype=np.float32) if keep_features else None
+    # states stay objects here; the worker's tables hold the same states encoded
+    accounts: dict[str, AccountState] = {}
+    merchants: dict[str, MerchantState] = {}
+    reasons: Counter[str] = Counter()
+    duplicates = late = 0
+    no_merchant = pipeline.no_merchant_values()
+    account_step, merchant_step, score = pipeline.update_account, pipeline.update_merchant, pipeline.score
+    account_values = pipeline.account_values
+
+    def merchant_fraud(outcome: Any) -> None:
+        # the worker sends this to the merchant stage; in-process it applies at once
+        if outcome.is_fraud and outcome.merchant_id and outcome.event_ts is not None and outcome.reason != "duplicate":
+            merchants[outcome.merchant_id] = pipeline.record_merchant_fraud(
+                merchants.get(outcome.merchant_id), outcome.event_ts
+            )
+
+    i = step = 0
+    began = time.perf_counter()
+    for tx, label in events(history, rule):
+        if tx is None:
+            assert label is not None
+            outcome = pipeline.label(label)
+            if outcome is not None:
+                merchant_fraud(outcome)
+            continue
+        update = account_step(accounts.get(tx.account_id), tx)
+        step += 1
+        if update.duplicate:
+            duplicates += 1
+        else:
+            late += update.late
+            accounts[tx.account_id] = update.state
+            values = account_values(update)
+            if tx.merchant_id:
+                mstate, mvalues = merchant_step(merchants.get(tx.merchant_id), tx)
+                merchants[tx.merchant_id] = mstate
+                values.extend(mvalues)
+            else:
+                values.extend(no_merchant)
+            verdict = score(tx, values)
+            i = index[tx.transaction_id]
+            scores[i] = verdict.scored.score
+            if verdict.alert:
+                alerts[i] = True
+                for r in verdict.scored.reasons:
+                    reasons[r.feature] += 1
+            if features is not None:
+                features[i] = values
+            for outcome in verdict.labels:
+                merchant_fraud(outcome)
+        if progress is not None and step == 2048:
+            progress.update(step)
+            step = 0
+    seconds = time.perf_counter() - began
+    if progress is not None:
+        progress.update(step)
+    return OnlineRun(scores, alerts, seconds, pipeline.detector, horizon, features, reasons, duplicates, late)
+
+
+def known_labels(history: History, rule: LabelRule, horizon: float) -> tuple[np.ndarray, np.ndarray]:
+    """What a learner may know of each transaction, and from when (event time).
+
+    A reported label is known at its report time; a transaction nobody reports is
+    learned as genuine once the label horizon has passed — the online model's rule.
+    """
+    from stream.history import report_times
+
+    at = report_times(history, rule)
+    reported = ~np.isnan(at)
+    train_y = reported & (history.labels == 1.0)
+    known_at = np.where(reported, at, history.ts + horizon)
+    return train_y, known_at
+
+
+def _parse_when(text: str | None, what: str) -> float | None:
+    if text is None:
+        return None
+    value: Any = text
+    if "T" not in text and "-" in text and len(text) == 10:
+        value = f"{text}T00:00:00+00:00"  # a bare date is midnight UTC
+    try:
+        return parse_time(value, what)
+    except ValueError as exc:
+        raise HistoryError(str(exc)) from None
+
+
+def _account_codes(history: History) -> np.ndarray:
+    codes: dict[str, int] = {}
+    return np.fromiter(
+        (codes.setdefault(tx.account_id, len(codes)) for tx in history.transactions),
+        dtype=np.int64,
+        count=len(history),
+    )
+
+
+def _summary_row(name: str, summary: dict[str, Any]) -> str:
+    def f(key: str, fmt: str = ".4f") -> str:
+        v = summary.get(key)
+        return "-" if v is None or v != v else format(v, fmt)
+
+    return (
+        f"{name:<22} {f('roc_auc'):>7} {f('average_precision'):>7} {f('precision'):>7} {f('recall'):>7} "
+        f"{f('f1'):>7} {f('precision_at_budget'):>8} {f('alerts_per_day_mean', '.1f'):>9} "
+        f"{f('throughput_tx_s', ',.0f'):>9}"
+    )
+
+
+def evaluate(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
+    """Run the backtest the command line describes; returns the JSON summary."""
+    from models.evaluation import daily_precision_at_k, summarize
+
+    if args.model:
+        settings = settings.replace(model=args.model)
+    show = not args.no_progress
+    with Progress(total=None, desc=f"read {Path(args.file).name}", unit="rows", enabled=show) as bar:
+        history = load_history(args.file, parse_columns(args.columns), args.timezone, progress=bar.update)
+    if not len(history):
+        raise HistoryError(f"{args.file}: no valid transactions ({history.rows_read} rows read)")
+    if "label" not in history.mapping:
+        raise HistoryError("no label column: map one with --columns label=COLUMN (fraud 1/0)")
+    rule = label_rule(history, args.label_delay)
+    baselines = args.baseline or []
+    with Progress(total=len(history), desc=f"stream {settings.model}", unit="tx", enabled=show) as bar:
+        online = run_online(history, rule, settings, keep_features=bool(baselines), progress=bar)
+
+    ts = history.ts
+    start, end = _parse_when(args.test_start, "--test-start"), _parse_when(args.test_end, "--test-end")
+    test = ~np.isnan(history.labels) & ~np.isnan(online.scores)
+    if start is not None:
+        test &= ts >= start
+    if end is not None:
+        test &= ts < end
+    if not test.any():
+        raise HistoryError("no labelled, scored transaction falls inside --test-start/--test-end")
+    y = history.labels[test] == 1.0
+    accounts = _account_codes(history)[test]
+    t = ts[test]
+    day = (t // _DAY).astype(np.int64)
+
+    runs: list[dict[str, Any]] = []
+
+    def add_run(name: str, scores: np.ndarray, alert: np.ndarray, extra: dict[str, Any], top: list[Any]) -> None:
+        s = np.nan_to_num(scores[test], nan=0.0)
+        a = alert[test]
+        summary = summarize(y, s, a, t, accounts, args.budget)
+        summary.update(extra)
+        daily, _ = daily_precision_at_k(day, accounts, y, s, args.budget)
+        runs.append({"name": name, "summary": summary, "scores": s, "alert": a, "daily": daily, "top": top})
+
+    det = online.detector
+    add_run(
+        f"online {settings.model}",
+        online.scores,
+        online.alerts,
+        {
+            "throughput_tx_s": round(online.throughput, 1),
+            "seconds": round(online.seconds, 3),
+            "model_bytes": len(pickle.dumps(det.model.estimator)),
+            "examples_seen": det.model.examples_seen,
+            "duplicates": online.duplicates,
+            "late_events": online.late,
+            "labels": {k: v for k, v in det.counts.items() if k not in ("scored",)},
+        },
+        online.reason_counts.most_common(15),
+    )
+    if baselines:
+        from models.baseline import run_baseline
+
+        assert online.features is not None
+        train_y, known_at = known_labels(history, rule, online.label_horizon_s)
+        for kind in baselines:
+            began = time.perf_counter()
+            with Progress(total=len(history), desc=f"baseline {kind}", unit="tx", enabled=show) as bar:
+                result = run_baseline(
+                    online.features,
+                    ts,
+                    train_y,
+                    known_at,
+                    kind=kind,
+                    retrain_every_s=parse_duration(args.retrain_every),
+                    train_window_s=parse_duration(args.train_window),
+                    smote=args.smote,
+                    search=not args.no_search,
+                    seed=args.seed,
+                    progress=bar.update,
+                )
+            seconds = time.perf_counter() - began
+            imp = result.feature_importances
+            top = (
+                sorted(zip(FEATURE_NAMES, (float(v) for v in imp), strict=True), key=lambda p: -p[1])[:15]
+                if imp is not None
+                else []
+            )
+            add_run(
+                f"batch {kind}",
+                result.scores,
+                result.scores >= settings.alert_threshold,
+                {
+                    "throughput_tx_s": round(len(history) / seconds, 1) if seconds > 0 else None,
+                    "seconds": round(seconds, 3),
+                    "retrains": len(result.retrains),
+                    "params": result.params,
+                },
+                top,
+            )
+
+    meta = {
+        "file": str(args.file),
+        "rows_read": history.rows_read,
+        "transactions": len(history),
+        "rejected": dict(history.rejected),
+        "rejections": [{"row": r, "error": c, "detail": d} for r, c, d in history.rejections],
+        "columns": history.mapping,
+        "label_rule": rule.describe(),
+        "label_horizon_days": online.label_horizon_s / _DAY,
+        "test_start": args.test_start,
+        "test_end": args.test_end,
+        "test_transactions": int(test.sum()),
+        "threshold": settings.alert_threshold,
+        "budget_k": args.budget,
+        "model": settings.model,
+        "warmup_genuine": settings.warmup_genuine,
+        "max_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "command": "kuntur " + " ".join(sys.argv[1:]) if sys.argv else "",
+        "run_at": datetime.now(tz=UTC).isoformat(timespec="seconds"),
+    }
+    out = {"meta": meta, "runs": [{"name": r["name"], **r["summary"], "top_features": r["top"]} for r in runs]}
+    if args.json:
+        Path(args.json).write_bytes(orjson.dumps(out, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY))
+    if args.scores_out:
+        write_scores(args.scores_out, history, online)
+    if args.report:
+        from stream.report import ReportRun, write_report
+
+        report_runs = [
+            ReportRun(r["name"], y, r["scores"], r["alert"], t, accounts, r["summary"], r["daily"], r["top"])
+            for r in runs
+        ]
+        write_report(args.report, report_runs, title=f"Kuntur backtest — {Path(args.file).name}", meta=meta)
+    return out
+
+
+def write_scores(path: str | Path, history: History, online: OnlineRun) -> int:
+    """One row per transaction: transaction_id, account_id, event_time, score, alert, label."""
+    path = Path(path)
+    n = 0
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["transaction_id", "account_id", "event_time", "score", "alert", "label"])
+        for tx, s, a, y in zip(history.transactions, online.scores, online.alerts, history.labels, strict=True):
+            w.writerow([
+                tx.transaction_id,
+                tx.account_id,
+                datetime.fromtimestamp(tx.ts, tz=UTC).isoformat(),
+                "" if s != s else f"{s:.6f}",
+                int(a),
+                "" if y != y else int(y),
+            ])
+            n += 1
+    return n
+
+
+def print_summary(out: dict[str, Any]) -> None:
+    meta = out["meta"]
+    print(f"{meta['transactions']:,} transactions ({meta['test_transactions']:,} in the test window); "
+          f"{meta['label_rule']}; threshold {meta['threshold']}, budget {meta['budget_k']} accounts/day")
+    if meta["rejected"]:
+        print(f"rejected rows: {meta['rejected']} (first: {meta['rejections'][:3]})")
+    print(f"{'run':<22} {'AUC':>7} {'AP':>7} {'prec':>7} {'recall':>7} {'F1':>7} {'P@budget':>8} "
+          f"{'alerts/d':>9} {'tx/s':>9}")
+    for run in out["runs"]:
+        print(_summary_row(run["name"], run))
+
+
+_DESCRIPTION = """\
+Prequential backtest of the streaming detector on a labelled CSV/Parquet history, in
+process, with the worker's own feature, model and rule code. Each transaction is scored
+first, in event-time order; its label teaches the model only when it would have arrived.
+
+Label arrival: --label-delay (every label reported that long after its transaction), or
+the file's label_time column (empty = never reported: learned as genuine at the label
+horizon); --label-delay wins if both are given, 7d if neither.
+
+Metrics over the test window (--test-start/--test-end; earlier rows still warm up state
+and model): ROC AUC, average precision, precision/recall/F1 of the alerts (threshold and
+rules, as the worker alerts), the investigators' alert budget -- daily precision of the
+top-k accounts by score (--budget), averaged over days -- alerts per day, and the scoring
+throughput. --baseline adds the original plan's batch model, retrained on a schedule on
+the same features under the same label-arrival rule, as extra rows."""
+
+_EXAMPLE = """\
+example (the Fraud Detection Handbook's simulated data):
+  kuntur evaluate transactions.csv \\
+    --columns account_id=CUSTOMER_ID,merchant_id=TERMINAL_ID,amount=TX_AMOUNT,timestamp=TX_DATETIME,label=TX_FRAUD \\
+    --label-delay 7d --test-start 2018-07-01 --baseline random-forest --report report.html --json summary.json"""
+
+
+def register(sub: Any) -> None:
+    """Add ``kuntur evaluate`` to the CLI's subcommands."""
+    p = sub.add_parser(
+        "evaluate",
+        help="prequential backtest in-process with the same core; metrics, scores file, report",
+        description=_DESCRIPTION,
+        epilog=_EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("file", help="labelled history: .csv, .csv.gz or .parquet")
+    add_history_arguments(p)
+    p.add_argument("--label-delay", metavar="DURATION", help="labels arrive this long after the transaction (7d, 36h)")
+    p.add_argument("--test-start", metavar="TIME", help="first event time counted in the metrics (ISO date/time)")
+    p.add_argument("--test-end", metavar="TIME", help="event time where counting stops (exclusive)")
+    p.add_argument("--budget", type=int, default=100, metavar="K", help="accounts investigators review per day (100)")
+    p.add_argument("--model", help="streaming model candidate (default: the configured one; kuntur features --models)")
+    p.add_argument("--threshold", type=float, help="alert threshold 0..1 (default: KUNTUR_ALERT_THRESHOLD or 0.5)")
+    p.add_argument(
+        "--baseline", action="append", choices=["random-forest", "xgboost"], help="add a batch baseline (repeatable)"
+    )
+    p.add_argument("--retrain-every", default="7d", metavar="DURATION", help="baseline retraining period (7d)")
+    p.add_argument("--train-window", default="28d", metavar="DURATION", help="baseline training window (28d)")
+    p.add_argument("--smote", action="store_true", help="oversample frauds with SMOTE when training the baseline")
+    p.add_argument("--no-search", action="store_true", help="skip the baseline's small hyperparameter search")
+    p.add_argument("--seed", type=int, default=0, help="baseline random seed (0)")
+    p.add_argument("--json", metavar="PATH", help="write the summary as JSON")
+    p.add_argument("--scores-out", metavar="PATH", help="write every transaction's score (CSV)")
+    p.add_argument("--report", metavar="PATH", help="write a self-contained HTML report with plots")
+    p.set_defaults(func=_cmd_evaluate)
+
+
+def add_history_arguments(p: argparse.ArgumentParser) -> None:
+    """Options shared by ``evaluate`` and ``replay``: how to read the file."""
+    p.add_argument(
+        "--columns",
+        metavar="MAP",
+        help="field=COLUMN pairs mapping the file to the schema, e.g. account_id=CUSTOMER_ID,amount=TX_AMOUNT,"
+        "timestamp=TX_DATETIME,label=TX_FRAUD (fields named like the schema are found without it)",
+    )
+    p.add_argument("--timezone", default="UTC", help="zone of timestamps written without one (default UTC)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
+    if args.threshold is not None:
+        settings = settings.replace(alert_threshold=args.threshold)
+    try:
+        out = evaluate(args, settings)
+    except HistoryError as exc:
+        print(f"kuntur evaluate: error: {exc}", file=sys.stderr)
+        return 2
+    print_summary(out)
+    for what, path in (("summary", args.json), ("scores", args.scores_out), ("report", args.report)):
+        if path:
+            print(f"{what}: {path}")
+    return 0

@@ -1,0 +1,351 @@
+"""Labelled transaction histories (CSV or Parquet) for ``kuntur evaluate`` and ``kuntur replay``.
+
+A bank's history rarely uses our field names, so a column map says which file column
+holds which schema field (``account_id=CUSTOMER_ID,amount=TX_AMOUNT,...``); fields a
+file lacks are simply absent. Every row goes through the same validation as a Kafka
+message (:func:`stream.validation.transaction_from_dict`), so a row the worker would
+dead-letter is rejected here with the same reason — and the run goes on.
+
+Two extra fields describe the truth: ``label`` (fraud 1/0, true/false; empty = unknown)
+and ``label_time`` (when the bank reported the outcome; empty = never reported).
+
+>>> parse_columns("account_id=CUSTOMER_ID, amount=TX_AMOUNT")
+{'account_id': 'CUSTOMER_ID', 'amount': 'TX_AMOUNT'}
+>>> parse_duration("7d"), parse_duration("90m"), parse_duration("3600")
+(604800.0, 5400.0, 3600.0)
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import math
+import re
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, tzinfo
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+
+from features.transaction import SCHEMA_FIELDS, Transaction
+from stream.errors import HistoryError, InvalidEvent
+from stream.validation import Label, transaction_from_dict
+
+#: Fields a column map may name: the Transaction schema plus the truth.
+MAPPABLE = (*SCHEMA_FIELDS, "label", "label_time")
+#: Column names recognised without a map, per field (first match wins).
+DEFAULT_NAMES: dict[str, tuple[str, ...]] = {
+    **{name: (name,) for name in SCHEMA_FIELDS},
+    "label": ("label", "is_fraud"),
+    "label_time": ("label_time", "reported_at"),
+}
+_NUMERIC = frozenset({"amount", "account_balance", "account_age_days", "latitude", "longitude"})
+_TRUE = frozenset({"1", "1.0", "true", "t", "yes", "y", "fraud"})
+_FALSE = frozenset({"0", "0.0", "false", "f", "no", "n", "genuine", "legit"})
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+
+
+def parse_duration(text: str) -> float:
+    """``"7d"``, ``"12h"``, ``"90m"``, ``"30s"``, ``"2w"`` or plain seconds → seconds."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*", text or "")
+    if not m:
+        raise HistoryError(f"bad duration {text!r}: use a number with a unit s, m, h, d or w (e.g. 7d)")
+    return float(m.group(1)) * _UNITS[m.group(2) or "s"]
+
+
+def parse_columns(spec: str | None) -> dict[str, str]:
+    """``"field=COLUMN,..."`` → ``{field: COLUMN}``; unknown fields are an error."""
+    out: dict[str, str] = {}
+    for part in (spec or "").split(","):
+        if not part.strip():
+            continue
+        name, sep, column = part.partition("=")
+        name, column = name.strip(), column.strip()
+        if not sep or not name or not column:
+            raise HistoryError(f"bad column mapping {part.strip()!r}: use field=COLUMN")
+        if name not in MAPPABLE:
+            raise HistoryError(f"unknown field {name!r} in --columns; fields are: {', '.join(MAPPABLE)}")
+        out[name] = column
+    return out
+
+
+def resolve_columns(header: list[str], explicit: dict[str, str]) -> dict[str, str]:
+    """Field → file column: the explicit map, then columns named like the fields."""
+    present = set(header)
+    missing = [f"{name}={col}" for name, col in explicit.items() if col not in present]
+    if missing:
+        raise HistoryError(
+            f"column(s) not in the file: {', '.join(missing)}; the file has: {', '.join(header)}"
+        )
+    mapping = dict(explicit)
+    taken = set(explicit.values())
+    for name, candidates in DEFAULT_NAMES.items():
+        if name in mapping:
+            continue
+        for col in candidates:
+            if col in present and col not in taken:
+                mapping[name] = col
+                break
+    for name in ("account_id", "timestamp", "amount"):
+        if name not in mapping:
+            raise HistoryError(
+                f"no column for required field {name!r}: map one with --columns {name}=COLUMN "
+                f"(the file has: {', '.join(header)})"
+            )
+    return mapping
+
+
+@dataclass
+class History:
+    """Valid transactions in event-time order, with their truth and report times."""
+
+    transactions: list[Transaction]
+    #: 1.0 fraud, 0.0 genuine, NaN unknown — per transaction
+    labels: np.ndarray
+    #: when the outcome was reported (epoch s), NaN if never — per transaction
+    label_times: np.ndarray
+    #: 1-based data row of each transaction in the file
+    rows: np.ndarray
+    mapping: dict[str, str]
+    rows_read: int = 0
+    #: (row, error code, detail) of the first rejected rows (all are counted in ``rejected``)
+    rejections: list[tuple[int, str, str]] = field(default_factory=list)
+    rejected: Counter[str] = field(default_factory=Counter)
+
+    def __len__(self) -> int:
+        return len(self.transactions)
+
+    @property
+    def ts(self) -> np.ndarray:
+        return np.fromiter((tx.ts for tx in self.transactions), dtype=np.float64, count=len(self.transactions))
+
+    @property
+    def has_label_times(self) -> bool:
+        return "label_time" in self.mapping
+
+
+def _read_csv(path: Path) -> tuple[list[str], Iterator[list[Any]]]:
+    opener: Callable[..., Any] = gzip.open if path.name.lower().endswith(".gz") else open
+    fh = opener(path, "rt", newline="", encoding="utf-8")
+    reader = csv.reader(fh)
+    try:
+        header = next(reader)
+    except StopIteration:
+        fh.close()
+        raise HistoryError(f"{path}: the file is empty (no header row)") from None
+
+    def rows() -> Iterator[list[Any]]:
+        with fh:
+            yield from reader
+
+    return header, rows()
+
+
+def _read_parquet(path: Path) -> tuple[list[str], Iterator[list[Any]]]:
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise HistoryError("reading Parquet needs pyarrow: pip install 'kuntur[eval]'") from None
+    table = pq.read_table(path)
+    header = list(table.column_names)
+
+    def rows() -> Iterator[list[Any]]:
+        for batch in table.to_batches(max_chunksize=65_536):
+            yield from zip(*(col.to_pylist() for col in batch.columns), strict=True)
+
+    return header, rows()
+
+
+def _cell(value: Any) -> Any:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, str):
+        value = value.strip()
+        return value or None
+    return value
+
+
+def _number(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value  # validation names the field and the bad value
+    return value
+
+
+def _time(value: Any, zone: tzinfo) -> Any:
+    """Epoch seconds; naive ISO times and datetimes are read in ``zone``."""
+    if isinstance(value, datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=zone)).timestamp()
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+        try:
+            dt = datetime.fromisoformat(value.replace("Z", "+00:00") if value.endswith("Z") else value)
+        except ValueError:
+            return value  # validation reports bad-timestamp
+        return (dt if dt.tzinfo else dt.replace(tzinfo=zone)).timestamp()
+    return value
+
+
+def _truth(value: Any) -> float:
+    if value is None:
+        return math.nan
+    if isinstance(value, bool | int | float):
+        return 1.0 if value else 0.0
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return 1.0
+    if text in _FALSE:
+        return 0.0
+    raise InvalidEvent("bad-value", f"label {value!r} is not fraud/genuine (1/0, true/false)")
+
+
+def load_history(
+    path: str | Path,
+    columns: dict[str, str] | None = None,
+    timezone: str = "UTC",
+    progress: Callable[[int], None] | None = None,
+    keep_rejections: int = 20,
+) -> History:
+    """Read, map, validate and sort a labelled history. Rejected rows are counted, not fatal."""
+    path = Path(path)
+    if not path.exists():
+        raise HistoryError(f"{path}: no such file")
+    name = path.name.lower()
+    if name.endswith((".parquet", ".pq")):
+        header, rows = _read_parquet(path)
+    elif name.endswith((".csv", ".csv.gz", ".tsv")):
+        header, rows = _read_csv(path)
+    else:
+        raise HistoryError(f"{path}: unknown file type; use .csv, .csv.gz or .parquet")
+    try:
+        zone: tzinfo = UTC if timezone.upper() == "UTC" else ZoneInfo(timezone)
+    except (KeyError, ValueError):
+        raise HistoryError(f"unknown time zone {timezone!r} (use an IANA name like America/Lima)") from None
+    mapping = resolve_columns(header, columns or {})
+    index = {name: header.index(col) for name, col in mapping.items()}
+    fields = [(name, i) for name, i in index.items() if name not in ("label", "label_time")]
+    label_i, label_time_i = index.get("label"), index.get("label_time")
+    txs: list[Transaction] = []
+    truth: list[float] = []
+    reported: list[float] = []
+    row_numbers: list[int] = []
+    hist = History([], np.empty(0), np.empty(0), np.empty(0, dtype=np.int64), mapping)
+    n = 0
+    for n, raw in enumerate(rows, start=1):
+        try:
+            obj: dict[str, Any] = {}
+            for name, i in fields:
+                value = _cell(raw[i])
+                if value is None:
+                    continue
+                if name in _NUMERIC:
+                    value = _number(value)
+                elif name == "timestamp":
+                    value = _time(value, zone)
+                elif not isinstance(value, str):
+                    value = str(value)
+                obj[name] = value
+            obj.setdefault("transaction_id", f"row-{n}")
+            tx = transaction_from_dict(obj)
+            y = _truth(_cell(raw[label_i])) if label_i is not None else math.nan
+            at = math.nan
+            if label_time_i is not None:
+                lt = _cell(raw[label_time_i])
+                if lt is not None:
+                    t = _time(lt, zone)
+                    if not isinstance(t, float):
+                        raise InvalidEvent("bad-timestamp", f"label_time {lt!r} is not ISO-8601 or epoch seconds")
+                    at = t
+        except IndexError:
+            hist.rejected["bad-row"] += 1
+            if len(hist.rejections) < keep_rejections:
+                hist.rejections.append((n, "bad-row", f"row has {len(raw)} cells, header has {len(header)}"))
+            continue
+        except InvalidEvent as err:
+            hist.rejected[err.code] += 1
+            if len(hist.rejections) < keep_rejections:
+                hist.rejections.append((n, err.code, err.detail))
+            continue
+        txs.append(tx)
+        truth.append(y)
+        reported.append(at)
+        row_numbers.append(n)
+        if progress is not None and n % 10_000 == 0:
+            progress(10_000)
+    if progress is not None:
+        progress(n % 10_000)
+    ts = np.fromiter((tx.ts for tx in txs), dtype=np.float64, count=len(txs))
+    order = np.argsort(ts, kind="stable")
+    hist.transactions = [txs[i] for i in order]
+    hist.labels = np.asarray(truth, dtype=np.float64)[order]
+    hist.label_times = np.asarray(reported, dtype=np.float64)[order]
+    hist.rows = np.asarray(row_numbers, dtype=np.int64)[order]
+    hist.rows_read = n
+    return hist
+
+
+@dataclass(frozen=True, slots=True)
+class LabelRule:
+    """When each transaction's outcome reaches the model.
+
+    ``delay_s`` set: every labelled transaction (fraud or genuine) is reported at event
+    time + delay. Otherwise the file's ``label_time`` column says when (empty = never
+    reported, so the transaction is learned as genuine at the label horizon).
+    """
+
+    delay_s: float | None
+
+    def describe(self) -> str:
+        if self.delay_s is None:
+            return "labels reported at the file's label_time (empty = never reported)"
+        return f"every label reported {self.delay_s / 86400:g} days after its transaction"
+
+
+def label_rule(history: History, delay: str | None) -> LabelRule:
+    """``--label-delay`` if given; else the file's label_time column; else 7 days."""
+    if delay is not None:
+        return LabelRule(parse_duration(delay))
+    if history.has_label_times:
+        return LabelRule(None)
+    return LabelRule(7 * 86400.0)
+
+
+def report_times(history: History, rule: LabelRule) -> np.ndarray:
+    """Per transaction, when its label arrives (NaN = never)."""
+    known = ~np.isnan(history.labels)
+    if rule.delay_s is None:
+        return np.where(known, history.label_times, np.nan)
+    return np.where(known, history.ts + rule.delay_s, np.nan)
+
+
+def events(history: History, rule: LabelRule) -> Iterator[tuple[Transaction | None, Label | None]]:
+    """Transactions and their labels merged in event-time order.
+
+    Yields ``(tx, None)`` or ``(None, label)``. A label reported at the same instant as
+    a transaction comes first, matching the worker: labels reported at or before a
+    transaction's event time are applied before it is scored.
+    """
+    at = report_times(history, rule)
+    labelled = np.flatnonzero(~np.isnan(at))
+    order = labelled[np.argsort(at[labelled], kind="stable")]
+    queue = [(float(at[i]), int(i)) for i in order]
+    txs, truth = history.transactions, history.labels
+    li = 0
+    for tx in txs:
+        while li < len(queue) and queue[li][0] <= tx.ts:
+            reported_at, i = queue[li]
+            li += 1
+            yield None, Label(txs[i].transaction_id, txs[i].account_id, bool(truth[i]), reported_at)
+        yield tx, None
+    for reported_at, i in queue[li:]:
+        yield None, Label(txs[i].transaction_id, txs[i].account_id, bool(truth[i]), reported_at)
+
