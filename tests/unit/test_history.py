@@ -1,0 +1,149 @@
+"""Reading labelled histories: column maps, validation, event-time order, label arrival."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import orjson
+import pytest
+
+from stream.errors import HistoryError
+from stream.history import LabelRule, events, label_rule, load_history, parse_columns, parse_duration, report_times
+from stream.replay import label_json, parse_speed, transaction_json
+from stream.validation import parse_label, parse_transaction
+
+HANDBOOK = "account_id=CUSTOMER_ID,merchant_id=TERMINAL_ID,amount=TX_AMOUNT,timestamp=TX_DATETIME,label=TX_FRAUD"
+
+
+def write(path, text):
+    path.write_text(text.strip() + "\n")
+    return path
+
+
+@pytest.fixture
+def handbook(tmp_path):
+    # the Fraud Detection Handbook's layout: no transaction id, naive local timestamps, rows out of order
+    return write(
+        tmp_path / "handbook.csv",
+        """
+TX_DATETIME,CUSTOMER_ID,TERMINAL_ID,TX_AMOUNT,TX_FRAUD
+2018-04-01 00:10:00,c1,t1,57.16,0
+2018-04-01 00:00:31,c2,t2,81.51,1
+2018-04-01 00:20:00,c1,,-5,0
+2018-04-01 00:30:00,c3,t3,12.00,maybe
+not a time,c3,t3,12.00,0
+2018-04-01 00:40:00,c3,t3,12.00,
+""",
+    )
+
+
+def test_durations_and_bad_ones():
+    assert parse_duration("2w") == 14 * 86400
+    assert parse_duration("1.5h") == 5400
+    for bad in ("", "7 days", "-1d", "d"):
+        with pytest.raises(HistoryError, match="duration"):
+            parse_duration(bad)
+
+
+def test_column_map_rejects_unknown_fields_and_bad_pairs():
+    assert parse_columns(None) == {}
+    with pytest.raises(HistoryError, match="unknown field 'acct'"):
+        parse_columns("acct=CUSTOMER_ID")
+    with pytest.raises(HistoryError, match="field=COLUMN"):
+        parse_columns("account_id")
+
+
+def test_mapped_file_is_validated_sorted_and_ids_generated(handbook):
+    h = load_history(handbook, parse_columns(HANDBOOK))
+    assert h.rows_read == 6
+    # negative amount, unreadable label and unparsable time are rejected with the worker's codes
+    assert h.rejected == {"bad-amount": 1, "bad-value": 1, "bad-timestamp": 1}
+    assert [r for r, _, _ in h.rejections] == [3, 4, 5]
+    assert [tx.account_id for tx in h.transactions] == ["c2", "c1", "c3"]  # event-time order
+    assert [tx.transaction_id for tx in h.transactions] == ["row-2", "row-1", "row-6"]
+    assert h.transactions[0].ts == 1522540831.0  # naive time read as UTC
+    assert h.transactions[1].merchant_id == "t1"
+    assert list(h.rows) == [2, 1, 6]
+    assert h.labels[0] == 1.0 and h.labels[1] == 0.0 and math.isnan(h.labels[2])
+
+
+def test_naive_times_in_a_named_zone(handbook):
+    utc = load_history(handbook, parse_columns(HANDBOOK))
+    lima = load_history(handbook, parse_columns(HANDBOOK), timezone="America/Lima")
+    assert lima.transactions[0].ts - utc.transactions[0].ts == 5 * 3600
+    with pytest.raises(HistoryError, match="time zone"):
+        load_history(handbook, parse_columns(HANDBOOK), timezone="Mars/Olympus")
+
+
+def test_missing_columns_are_named(handbook, tmp_path):
+    with pytest.raises(HistoryError, match="not in the file: account_id=CUST"):
+        load_history(handbook, {"account_id": "CUST"})
+    with pytest.raises(HistoryError, match="required field 'account_id'"):
+        load_history(handbook)
+    with pytest.raises(HistoryError, match="no such file"):
+        load_history(tmp_path / "nope.csv")
+    with pytest.raises(HistoryError, match="unknown file type"):
+        load_history(write(tmp_path / "x.json", "{}"))
+
+
+def test_parquet_reads_like_csv(handbook, tmp_path):
+    pd = pytest.importorskip("pandas")
+    pytest.importorskip("pyarrow")
+    df = pd.read_csv(handbook)
+    df["TX_DATETIME"] = pd.to_datetime(df["TX_DATETIME"], errors="coerce")
+    df.to_parquet(tmp_path / "h.parquet")
+    pq = load_history(tmp_path / "h.parquet", parse_columns(HANDBOOK))
+    csv_ = load_history(handbook, parse_columns(HANDBOOK))
+    assert [tx.ts for tx in pq.transactions] == [tx.ts for tx in csv_.transactions]
+    assert [tx.amount for tx in pq.transactions] == [tx.amount for tx in csv_.transactions]
+
+
+@pytest.fixture
+def timed(tmp_path):
+    return write(
+        tmp_path / "timed.csv",
+        """
+transaction_id,account_id,timestamp,amount,is_fraud,label_time
+a,x,2026-01-01T00:00:00+00:00,10,1,2026-01-01T02:00:00+00:00
+b,x,2026-01-01T01:00:00+00:00,10,0,
+c,y,2026-01-01T02:00:00+00:00,10,0,2026-01-01T03:00:00+00:00
+d,y,2026-01-01T04:00:00+00:00,10,,
+""",
+    )
+
+
+def test_label_time_column_decides_arrival_and_labels_precede_same_instant_transactions(timed):
+    h = load_history(timed)
+    rule = label_rule(h, None)
+    assert rule == LabelRule(None)
+    seq = [(tx.transaction_id, "tx") if tx else (lab.transaction_id, lab.is_fraud) for tx, lab in events(h, rule)]
+    # a's report at 02:00 comes before c (scored at 02:00); b was never reported; d has no label
+    assert seq == [("a", "tx"), ("b", "tx"), ("a", True), ("c", "tx"), ("c", False), ("d", "tx")]
+
+
+def test_label_delay_reports_every_labelled_row(timed):
+    h = load_history(timed)
+    rule = label_rule(h, "30m")
+    at = report_times(h, rule)
+    assert np.allclose(at[:3] - h.ts[:3], 1800) and math.isnan(at[3])
+    labels = [lab for tx, lab in events(h, rule) if lab is not None]
+    assert [lab.transaction_id for lab in labels] == ["a", "b", "c"]
+    assert label_rule(load_history(timed, {"label_time": "timestamp", "timestamp": "timestamp"}), None).delay_s is None
+
+
+def test_replay_messages_read_back_as_the_same_events(timed):
+    h = load_history(timed)
+    for tx in h.transactions:
+        back = parse_transaction(orjson.dumps(transaction_json(tx)))
+        assert back == tx and back.ts == tx.ts
+    lab = next(lab for _, lab in events(h, label_rule(h, "1h")) if lab is not None)
+    assert parse_label(orjson.dumps(label_json(lab))) == lab
+
+
+def test_speed():
+    assert parse_speed("max") is None
+    assert parse_speed("3600") == 3600.0
+    for bad in ("0", "-2", "fast"):
+        with pytest.raises(HistoryError):
+            parse_speed(bad)
