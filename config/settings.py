@@ -100,8 +100,12 @@ class Settings:
 
     # Operations.
     web_host: str = _opt("127.0.0.1", "bind address of /metrics (0.0.0.0 in containers)")
-    web_port: int = _opt(6066, "port of /metrics")
+    web_port: int = _opt(6066, "port of /metrics, /health and /ready")
     log_level: str = _opt("info", "debug, info, warning, error")
+    log_format: str = _opt("text", "text (human) or json (one object per line: ts, level, logger, message, extras)")
+    alert_budget_ratio: float = _opt(
+        0.01, "expected share of transactions that alert; dashboards and alert rules compare the alert rate with it"
+    )
 
     def as_dict(self) -> dict[str, Any]:
         """Settings as plain values for logs; secrets stay masked."""
@@ -188,9 +192,16 @@ def load_settings(
     return settings
 
 
+LOG_FORMATS = ("text", "json")
+
+
 def _check(s: Settings) -> None:
     if not 0.0 <= s.alert_threshold <= 1.0:
         raise ConfigError(f"alert_threshold must be in [0, 1], got {s.alert_threshold}")
+    if not 0.0 < s.alert_budget_ratio <= 1.0:
+        raise ConfigError(f"alert_budget_ratio must be in (0, 1], got {s.alert_budget_ratio}")
+    if s.log_format not in LOG_FORMATS:
+        raise ConfigError(f"log_format must be one of {', '.join(LOG_FORMATS)}, got {s.log_format!r}")
     if s.partitions < 1:
         raise ConfigError(f"partitions must be >= 1, got {s.partitions}")
     for name in (
@@ -202,3 +213,51 @@ def _check(s: Settings) -> None:
     ):
         if getattr(s, name) < 0:
             raise ConfigError(f"{name} must be >= 0")
+
+
+REFERENCE_BEGIN = "<!-- settings-reference:begin (generated from config/settings.py: do not edit by hand) -->"
+REFERENCE_END = "<!-- settings-reference:end -->"
+
+
+def _markdown_default(value: Any) -> str:
+    if isinstance(value, Secret):
+        return "*(secret)*"
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"
+    if value == "":
+        return "*(empty)*"
+    return f"`{value}`"
+
+
+def reference_markdown() -> str:
+    """The configuration reference as a Markdown table, generated from :class:`Settings`.
+
+    docs/operations.md embeds it between :data:`REFERENCE_BEGIN` and :data:`REFERENCE_END`;
+    :func:`update_reference` rewrites that block and a unit test keeps it current.
+
+    >>> reference_markdown().splitlines()[2].startswith("| `kafka_bootstrap` | `KUNTUR_KAFKA_BOOTSTRAP` |")
+    True
+    """
+    rows = ["| setting | environment | default | meaning |", "|---|---|---|---|"]
+    for f in fields(Settings):
+        help_text = str(f.metadata.get("help", "")).replace("|", "\\|")
+        rows.append(f"| `{f.name}` | `{ENV_PREFIX}{f.name.upper()}` | {_markdown_default(f.default)} | {help_text} |")
+    return "\n".join(rows) + "\n"
+
+
+def update_reference(path: str | Path) -> bool:
+    """Regenerate the settings table inside ``path`` (between the markers); True if it changed.
+
+    ``python -c 'from config.settings import update_reference; update_reference("docs/operations.md")'``
+    """
+    p = Path(path)
+    text = p.read_text(encoding="utf-8")
+    head, begin, rest = text.partition(REFERENCE_BEGIN)
+    body, end, tail = rest.partition(REFERENCE_END)
+    if not begin or not end:
+        raise ConfigError(f"{p} has no settings reference markers ({REFERENCE_BEGIN} ... {REFERENCE_END})")
+    new = f"{head}{REFERENCE_BEGIN}\n{reference_markdown()}{REFERENCE_END}{tail}"
+    if new == text:
+        return False
+    p.write_text(new, encoding="utf-8")
+    return True

@@ -96,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--web-port", type=int, help="port of /metrics (KUNTUR_WEB_PORT, default 6066)")
     p.add_argument("--data-dir", help="worker data directory (KUNTUR_DATA_DIR, default ./data)")
     p.add_argument("--threshold", type=float, help="alert threshold 0..1 (KUNTUR_ALERT_THRESHOLD)")
+    p.add_argument(
+        "--log-format", choices=["text", "json"], help="log lines as text or JSON objects (KUNTUR_LOG_FORMAT)"
+    )
     p.set_defaults(func=_cmd_worker)
 
     from stream import simulate
@@ -139,6 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "web_port": getattr(args, "web_port", None),
         "data_dir": getattr(args, "data_dir", None),
         "alert_threshold": getattr(args, "threshold", None),
+        "log_format": getattr(args, "log_format", None),
     }
     try:
         settings = load_settings(env=os.environ, path=args.config, overrides=overrides)

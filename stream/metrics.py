@@ -7,6 +7,7 @@ Latency buckets are explicit and millisecond-scale so p50/p99 are computable wit
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -60,6 +61,20 @@ class Metrics:
         self.checkpoint_age = Gauge(
             "kuntur_checkpoint_age_seconds", "Seconds since the last model checkpoint was written", registry=r
         )
+        self.checkpoint_interval = Gauge(
+            "kuntur_checkpoint_interval_seconds", "Configured seconds between model checkpoints", registry=r
+        )
+        self.alert_budget = Gauge(
+            "kuntur_alert_budget_ratio",
+            "Configured share of transactions expected to alert (the investigation team's budget)",
+            registry=r,
+        )
+        self.consumer_lag = Gauge(
+            "kuntur_consumer_lag_messages",
+            "Messages between a partition's end offset and this worker's committed offset",
+            ["topic", "partition"],
+            registry=r,
+        )
         self._last_checkpoint = time.time()
         self.checkpoint_age.set_function(lambda: time.time() - self._last_checkpoint)
         self._model_labels: tuple[str, str] | None = None
@@ -74,6 +89,12 @@ class Metrics:
         self._model_labels = (name, version)
         self.model_info.labels(name=name, version=version).set(1)
         self.model_generation.set(generation)
+
+    def set_consumer_lag(self, lags: Mapping[tuple[str, int], int]) -> None:
+        """Replace the per-partition lag: partitions revoked in a rebalance disappear."""
+        self.consumer_lag.clear()
+        for (topic, partition), lag in lags.items():
+            self.consumer_lag.labels(topic=topic, partition=str(partition)).set(lag)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

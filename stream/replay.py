@@ -117,12 +117,21 @@ def replay(args: argparse.Namespace, settings: Settings) -> dict[str, int]:
     return counts
 
 
+_DESCRIPTION = """\
+Replay a labelled history into the topics in event-time order: each transaction to the
+transactions topic, each label to the labels topic at its report time (--label-delay after
+the transaction, or the file's label_time column; 7d if neither). This is the label rule
+of `kuntur evaluate`, so a worker fed by a replay learns what the offline backtest learns.
+Topics are created if missing. --speed paces event time against the wall clock (60 = one
+event-hour per wall-minute) or sends as fast as the broker takes it (max)."""
+
+
 def register(sub: Any) -> None:
     """Add ``kuntur replay`` to the CLI's subcommands."""
     p = sub.add_parser(
         "replay",
         help="replay a labelled CSV/Parquet history into the topics in event-time order",
-        description=__doc__.split("\n\n", 1)[1] if __doc__ else None,
+        description=_DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("file", help="history: .csv, .csv.gz or .parquet (same column mapping as kuntur evaluate)")

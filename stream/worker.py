@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Mapping
 from pathlib import Path
+
+import faust
+from faust.types import TP
 
 from config.settings import Settings
 from features.catalogue import FEATURE_NAMES
@@ -12,10 +17,14 @@ from models.detector import Detector
 from models.scorer import FraudModel
 from stream.app import Kuntur, create_app
 from stream.core import Pipeline
+from stream.logs import configure_logging
 from stream.metrics import Metrics
 from stream.topics import ensure_topics
 
 log = logging.getLogger("kuntur")
+
+#: Seconds between broker queries of the end offsets behind ``kuntur_consumer_lag_messages``.
+LAG_INTERVAL_S = 5.0
 
 
 def restore_detector(settings: Settings) -> Detector:
@@ -43,13 +52,66 @@ def build_worker(settings: Settings) -> Kuntur:
     detector = restore_detector(settings)
     metrics = Metrics()
     metrics.set_model(detector.model.name, detector.model.version, detector.model.generation)
-    return create_app(settings, Pipeline(settings, detector), metrics, partitions)
+    metrics.checkpoint_interval.set(settings.checkpoint_interval_s)
+    metrics.alert_budget.set(settings.alert_budget_ratio)
+    kuntur = create_app(settings, Pipeline(settings, detector), metrics, partitions)
+    watch_consumer_lag(kuntur.app, metrics)
+    return kuntur
+
+
+def watch_consumer_lag(app: faust.App, metrics: Metrics, interval: float = LAG_INTERVAL_S) -> None:
+    """Every ``interval`` s, ask the broker for the end offsets of this worker's input partitions.
+
+    Lag = end offset - committed offset (Kafka's definition, what ``kafka-consumer-groups``
+    shows). Asking the broker, rather than reusing the high watermark of the last fetch,
+    keeps the gauge honest when the worker stops fetching. Changelog partitions are
+    recovery input, not work, and are left out.
+    """
+
+    @app.timer(interval=interval)
+    async def consumer_lag() -> None:
+        consumer = app.consumer
+        try:
+            tps = [tp for tp in consumer.assignment() if not tp.topic.endswith("-changelog")]
+            ends = await asyncio.wait_for(consumer.highwaters(*tps), timeout=interval) if tps else {}
+        except Exception as exc:  # not started, rebalancing, broker unreachable: keep the last values
+            log.debug("consumer lag: end offsets unavailable: %r", exc)
+            return
+        metrics.set_consumer_lag(consumer_lags(ends, app.monitor.tp_committed_offsets, app.monitor.tp_read_offsets))
+
+
+def consumer_lags(
+    ends: Mapping[TP, int | None], committed: Mapping[TP, int], read: Mapping[TP, int]
+) -> dict[tuple[str, int], int]:
+    """Messages behind per (topic, partition): end offset - committed offset (next to read).
+
+    Before the first commit of a partition the last read offset + 1 stands in; a partition
+    with neither is left out. Never negative (the embedded broker under-reports end offsets).
+
+    >>> consumer_lags({TP("tx", 0): 120, TP("tx", 1): 50, TP("tx", 2): 7}, {TP("tx", 0): 100}, {TP("tx", 1): 59})
+    {('tx', 0): 20, ('tx', 1): 0}
+    """
+    lags = {}
+    for tp, end in ends.items():
+        done = committed.get(tp)
+        if done is None and tp in read:
+            done = read[tp] + 1
+        if end is not None and done is not None:
+            lags[(tp.topic, tp.partition)] = max(0, end - done)
+    return lags
 
 
 def run_worker(settings: Settings) -> int:
     from faust.worker import Worker
 
+    logging_config = configure_logging(settings.log_format, settings.log_level)
     kuntur = build_worker(settings)
-    worker = Worker(kuntur.app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False)
+    worker = Worker(
+        kuntur.app,
+        loglevel=settings.log_level,
+        logging_config=logging_config,
+        quiet=True,
+        redirect_stdouts=False,
+    )
     worker.execute_from_commandline()  # returns via SystemExit on shutdown
     return 0

@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from config.errors import ConfigError
-from config.settings import Secret, Settings, env_names, load_settings
+from config.settings import (
+    REFERENCE_BEGIN,
+    REFERENCE_END,
+    Secret,
+    Settings,
+    env_names,
+    load_settings,
+    reference_markdown,
+    update_reference,
+)
+
+OPERATIONS_DOC = Path(__file__).resolve().parents[2] / "docs" / "operations.md"
 
 
 def test_defaults_match_design_topics():
@@ -41,6 +54,8 @@ def test_config_file_from_env_and_bool_parsing(tmp_path):
         ({"KUNTUR_ALERT_THRESHOLD": "1.5"}, "alert_threshold must be in"),
         ({"KUNTUR_EMIT_SCORES": "perhaps"}, "must be bool"),
         ({"KUNTUR_CONFIG": "/nonexistent/k.toml"}, "does not exist"),
+        ({"KUNTUR_LOG_FORMAT": "xml"}, "log_format must be one of text, json"),
+        ({"KUNTUR_ALERT_BUDGET_RATIO": "0"}, "alert_budget_ratio must be in"),
     ],
 )
 def test_bad_settings_fail_with_clear_errors(env, message):
@@ -58,3 +73,40 @@ def test_secret_is_masked_everywhere_but_reveal():
 def test_env_names_cover_every_field():
     names = env_names()
     assert "KUNTUR_KAFKA_BOOTSTRAP" in names and len(names) == len(Settings().as_dict())
+
+
+def test_log_format_and_alert_budget():
+    assert (Settings().log_format, Settings().alert_budget_ratio) == ("text", 0.01)
+    s = load_settings(env={"KUNTUR_LOG_FORMAT": "json", "KUNTUR_ALERT_BUDGET_RATIO": "0.002"})
+    assert (s.log_format, s.alert_budget_ratio) == ("json", 0.002)
+
+
+def test_reference_table_has_one_row_per_setting_with_env_name_default_and_help():
+    rows = reference_markdown().splitlines()[2:]
+    assert len(rows) == len(env_names())
+    assert "| `kafka_sasl_password` | `KUNTUR_KAFKA_SASL_PASSWORD` | *(secret)* |" in reference_markdown()
+    assert "| `emit_scores` | `KUNTUR_EMIT_SCORES` | `false` |" in reference_markdown()
+    for row, env in zip(rows, env_names(), strict=True):
+        assert f"| `{env}` |" in row and row.count(" | ") == 3
+
+
+def test_operations_doc_holds_the_current_reference():
+    """docs/operations.md embeds the generated table; regenerate it when a setting changes with
+    python -c 'from config.settings import update_reference; update_reference("docs/operations.md")'
+    """
+    text = OPERATIONS_DOC.read_text(encoding="utf-8")
+    assert f"{REFERENCE_BEGIN}\n{reference_markdown()}{REFERENCE_END}" in text, (
+        "docs/operations.md has a stale configuration reference: run "
+        "python -c 'from config.settings import update_reference; update_reference(\"docs/operations.md\")'"
+    )
+
+
+def test_update_reference_rewrites_only_the_marked_block(tmp_path):
+    doc = tmp_path / "ops.md"
+    doc.write_text(f"# Ops\n\nbefore\n{REFERENCE_BEGIN}\n| old |\n{REFERENCE_END}\nafter\n")
+    assert update_reference(doc) is True
+    assert doc.read_text() == f"# Ops\n\nbefore\n{REFERENCE_BEGIN}\n{reference_markdown()}{REFERENCE_END}\nafter\n"
+    assert update_reference(doc) is False
+    doc.write_text("no markers")
+    with pytest.raises(ConfigError, match="no settings reference markers"):
+        update_reference(doc)
