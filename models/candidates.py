@@ -429,8 +429,22 @@ def _arf() -> base.Classifier:
     )
 
 
+def _mlp() -> base.Classifier:
+    from models.mlp import OnlineMLP
+
+    return OnlineMLP()
+
+
+def _gam() -> base.Classifier:
+    from models.gam import AdditiveLogisticRegression
+
+    return AdditiveLogisticRegression()
+
+
 CANDIDATES: dict[str, Callable[[], base.Classifier]] = {
+    "gam": _gam,
     "logreg": _logreg,
+    "mlp": _mlp,
     "logreg-river": _logreg_river,
     "logreg-balanced": _logreg_balanced,
     "hat": _hat,
@@ -438,14 +452,16 @@ CANDIDATES: dict[str, Callable[[], base.Classifier]] = {
 }
 
 DESCRIPTIONS: dict[str, str] = {
+    "gam": "additive model: the fast logistic regression plus a learned 15-step function of each feature",
     "logreg": "fast scaled logistic regression (numpy, normalised SGD, fraud weight 10)",
+    "mlp": "wide and deep: the fast logistic regression plus a 16-unit tanh layer (Adam), fraud weight 10",
     "logreg-river": "River StandardScaler | LogisticRegression (SGD, fraud weight 10)",
     "logreg-balanced": "scaled logistic regression on a 90/10 under-sampled stream",
     "hat": "Hoeffding Adaptive Tree (class-share leaves), fraud weight 10, drift-aware",
     "arf": "Adaptive Random Forest, 5 trees, on a 90/10 under-sampled stream",
 }
 
-DEFAULT_MODEL = "logreg"
+DEFAULT_MODEL = "gam"
 
 
 def build(name: str) -> base.Classifier:

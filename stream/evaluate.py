@@ -249,9 +249,13 @@ def evaluate(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     def add_run(name: str, scores: np.ndarray, alert: np.ndarray, extra: dict[str, Any], top: list[Any]) -> None:
         s = np.nan_to_num(scores[test], nan=0.0)
         a = alert[test]
-        summary = summarize(y, s, a, t, accounts, args.budget)
+        k, *more = args.budget
+        summary = summarize(y, s, a, t, accounts, k)
+        summary["precision_at_k"] = {
+            str(kk): daily_precision_at_k(day, accounts, y, s, kk)[1] for kk in args.budget
+        }
         summary.update(extra)
-        daily, _ = daily_precision_at_k(day, accounts, y, s, args.budget)
+        daily, _ = daily_precision_at_k(day, accounts, y, s, k)
         runs.append({"name": name, "summary": summary, "scores": s, "alert": a, "daily": daily, "top": top})
 
     det = online.detector
@@ -325,7 +329,7 @@ def evaluate(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
         "test_end": args.test_end,
         "test_transactions": int(test.sum()),
         "threshold": settings.alert_threshold,
-        "budget_k": args.budget,
+        "budget_k": args.budget[0],
         "model": settings.model,
         "warmup_genuine": settings.warmup_genuine,
         "max_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
@@ -417,7 +421,13 @@ def register(sub: Any) -> None:
     p.add_argument("--label-delay", metavar="DURATION", help="labels arrive this long after the transaction (7d, 36h)")
     p.add_argument("--test-start", metavar="TIME", help="first event time counted in the metrics (ISO date/time)")
     p.add_argument("--test-end", metavar="TIME", help="event time where counting stops (exclusive)")
-    p.add_argument("--budget", type=int, default=100, metavar="K", help="accounts investigators review per day (100)")
+    p.add_argument(
+        "--budget",
+        type=_budgets,
+        default=[100],
+        metavar="K[,K...]",
+        help="accounts investigators review per day (100); more values after a comma are reported too",
+    )
     p.add_argument("--model", help="streaming model candidate (default: the configured one; kuntur features --models)")
     p.add_argument("--threshold", type=float, help="alert threshold 0..1 (default: KUNTUR_ALERT_THRESHOLD or 0.5)")
     p.add_argument(
@@ -432,6 +442,16 @@ def register(sub: Any) -> None:
     p.add_argument("--scores-out", metavar="PATH", help="write every transaction's score (CSV)")
     p.add_argument("--report", metavar="PATH", help="write a self-contained HTML report with plots")
     p.set_defaults(func=_cmd_evaluate)
+
+
+def _budgets(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"budget {text!r}: use whole numbers like 100 or 100,25") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError("budget: at least one whole number >= 1")
+    return values
 
 
 def add_history_arguments(p: argparse.ArgumentParser) -> None:

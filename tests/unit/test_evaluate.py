@@ -62,12 +62,13 @@ def test_cli_writes_json_scores_and_report(history_file, tmp_path, capsys):
     scores = tmp_path / "scores.csv"
     report = tmp_path / "r.html"
     rc = main(["evaluate", str(history_file), "--label-delay", "2d", "--test-start", "2026-01-03",
-               "--budget", "5", "--json", str(out), "--scores-out", str(scores), "--report", str(report),
+               "--budget", "5,2", "--json", str(out), "--scores-out", str(scores), "--report", str(report),
                "--no-progress"])
     assert rc == 0
     summary = orjson.loads(out.read_bytes())
     run = summary["runs"][0]
-    assert run["name"] == "online logreg" and run["budget_k"] == 5
+    assert run["name"] == "online gam" and run["budget_k"] == 5
+    assert set(run["precision_at_k"]) == {"5", "2"} and run["precision_at_k"]["5"] == run["precision_at_budget"]
     assert 0.5 < run["roc_auc"] <= 1.0
     assert summary["meta"]["test_transactions"] < summary["meta"]["transactions"] == 3000
     with open(scores, newline="") as fh:
@@ -75,7 +76,7 @@ def test_cli_writes_json_scores_and_report(history_file, tmp_path, capsys):
     assert len(rows) == 3000 and {"transaction_id", "score", "label"} <= set(rows[0])
     assert "<html" in report.read_text()[:200].lower()
     printed = capsys.readouterr().out
-    assert "online logreg" in printed and "P@budget" in printed
+    assert "online gam" in printed and "P@budget" in printed
 
 
 def test_cli_errors_are_clear(history_file, tmp_path, capsys):
