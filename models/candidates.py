@@ -441,8 +441,15 @@ def _gam() -> base.Classifier:
     return AdditiveLogisticRegression()
 
 
+def _gam_pairs() -> base.Classifier:
+    from models.gam import AdditiveLogisticRegression
+
+    return AdditiveLogisticRegression(interactions=1.0)
+
+
 CANDIDATES: dict[str, Callable[[], base.Classifier]] = {
     "gam": _gam,
+    "gam-pairs": _gam_pairs,
     "logreg": _logreg,
     "mlp": _mlp,
     "logreg-river": _logreg_river,
@@ -453,6 +460,7 @@ CANDIDATES: dict[str, Callable[[], base.Classifier]] = {
 
 DESCRIPTIONS: dict[str, str] = {
     "gam": "additive model: the fast logistic regression plus a learned 15-step function of each feature",
+    "gam-pairs": "gam plus hashed weights for pairs of unusual feature values (|z| >= 1)",
     "logreg": "fast scaled logistic regression (numpy, normalised SGD, fraud weight 10)",
     "mlp": "wide and deep: the fast logistic regression plus a 16-unit tanh layer (Adam), fraud weight 10",
     "logreg-river": "River StandardScaler | LogisticRegression (SGD, fraud weight 10)",
@@ -461,7 +469,7 @@ DESCRIPTIONS: dict[str, str] = {
     "arf": "Adaptive Random Forest, 5 trees, on a 90/10 under-sampled stream",
 }
 
-DEFAULT_MODEL = "gam"
+DEFAULT_MODEL = "gam-pairs"
 
 
 def build(name: str) -> base.Classifier:

@@ -7,6 +7,7 @@ of one ``searchsorted`` and one gather per score.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -24,7 +25,20 @@ class AdditiveLogisticRegression(FastLogisticRegression):
     can now matter only beyond a threshold (an amount ten times the usual, a burst of
     small payments) instead of in proportion.
 
-    Parameters are those of :class:`FastLogisticRegression`.
+    With ``interactions`` set, every pair of *unusual* values in a row (standardised
+    magnitude at least ``interactions``) also gets a weight, keyed by both features' bins
+    and hashed into ``interaction_table`` slots: conjunctions such as "new device and new
+    IP and a large transfer" that a purely additive model can only sum. Ordinary rows have
+    few unusual values, so few pairs (a row with k unusual values has k(k-1)/2).
+
+    Parameters
+    ----------
+    interactions
+        Standardised magnitude from which a value takes part in pairs; ``None``: no pairs.
+    interaction_table
+        Slots of the hashed pair weights (8 bytes each).
+    **kwargs
+        :class:`FastLogisticRegression` parameters.
 
     Examples
     --------
@@ -37,11 +51,23 @@ class AdditiveLogisticRegression(FastLogisticRegression):
     True
     """
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(
+        self, interactions: float | None = None, interaction_table: int = 1 << 18, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
+        self.interactions = interactions
+        self.interaction_table = interaction_table
         self._wb = np.zeros(0)  # one weight per (feature, bin)
         self._offsets = np.zeros(0, dtype=np.intp)
         self._active = np.zeros(0, dtype=np.intp)  # bins of the last standardised row
+        self._wp = np.zeros(interaction_table if interactions is not None else 0)  # hashed pair weights
+        self._pairs = np.zeros(0, dtype=np.intp)  # pair slots of the last standardised row
+        self._pair_members = (np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.intp))
+
+    @classmethod
+    def _unit_test_params(cls) -> Iterator[dict[str, Any]]:
+        yield {}
+        yield {"interactions": 1.0, "interaction_table": 1 << 10}
 
     #: bin edges in standard deviations (values are clipped to +-clip first)
     EDGES = np.array([-2.0, -1.0, -0.5, -0.25, 0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0])
@@ -55,10 +81,30 @@ class AdditiveLogisticRegression(FastLogisticRegression):
     def _bins(self, z: np.ndarray) -> np.ndarray:
         return self._offsets + np.searchsorted(self.EDGES, z)
 
+    def _pair_slots(self, z: np.ndarray, active: np.ndarray) -> np.ndarray:
+        """Hashed slots of every pair of unusual values (|z| >= ``interactions``), each
+        pair keyed by both features' bins: "a new device *and* a transfer 8x the usual"."""
+        unusual = np.flatnonzero(np.abs(z) >= self.interactions)
+        if len(unusual) < 2:
+            self._pair_members = (unusual[:0], unusual[:0])
+            return unusual[:0]
+        i, j = np.triu_indices(len(unusual), 1)
+        a = active[unusual].astype(np.int64)
+        self._pair_members = (unusual[i], unusual[j])
+        return ((a[i] * 1_000_003 + a[j]) * 2_654_435_761 % self.interaction_table).astype(np.intp)
+
+    def _extra(self, z: np.ndarray) -> float:
+        """Log-odds of the step functions (and pairs) for the standardised row ``z``."""
+        self._active = active = self._bins(z)
+        extra = float(self._wb[active].sum())
+        if self.interactions is not None:
+            self._pairs = self._pair_slots(z, active)
+            extra += float(self._wp[self._pairs].sum())
+        return extra
+
     def _standardise(self, arr: np.ndarray) -> tuple[np.ndarray, float]:
         z, logit = super()._standardise(arr)
-        self._active = self._bins(z)
-        return z, logit + float(self._wb[self._active].sum())
+        return z, logit + self._extra(z)
 
     def _logit(self, arr: np.ndarray) -> float:
         z, w = self._z, self._w
@@ -66,17 +112,36 @@ class AdditiveLogisticRegression(FastLogisticRegression):
         z *= self._inv_std
         np.minimum(z, self.clip, out=z)
         np.maximum(z, -self.clip, out=z)
-        logit = float(np.dot(z, w)) + self._b + float(self._wb[self._bins(z)].sum())
+        logit = float(np.dot(z, w)) + self._b + self._extra(z)
         return logit if logit == logit else self._standardise(arr)[1]
 
+    # The linear step gets the gradient of the full log-odds (``_standardise``); these hooks
+    # add the steps of the bins and pairs that forward pass selected, normalised like it.
     def _nsgd(self, z: np.ndarray, g: float) -> None:
-        n = len(self._active)
-        self._wb[self._active] -= self.lr * g / (1.0 + n)
+        self._extra_step(g)
         super()._nsgd(z, g)
 
+    def _adam(self, z: np.ndarray, g: float) -> None:
+        self._extra_step(g)
+        super()._adam(z, g)
+
+    def _extra_step(self, g: float) -> None:
+        active = self._active
+        self._wb[active] -= self.lr * g / (1.0 + len(active))
+        pairs = self._pairs
+        if self.interactions is not None and len(pairs):
+            self._wp[pairs] -= self.lr * g / (1.0 + len(pairs))
+
     def contributions_one(self, x: dict) -> dict[Any, float]:
+        """Exact split of the log-odds: linear term + the feature's step; a pair's weight
+        is shared equally by its two features."""
         if not self._names:
             return {}
         z, _ = self._standardise(self._values(x, grow=False))
         contrib = z * self._w + self._wb[self._active]
+        if self.interactions is not None and len(self._pairs):
+            half = 0.5 * self._wp[self._pairs]
+            first, second = self._pair_members
+            np.add.at(contrib, first, half)
+            np.add.at(contrib, second, half)
         return {k: float(c) for k, c in zip(self._names, contrib, strict=True) if k in x}

@@ -38,8 +38,8 @@ GENUINE = {"a": 0.0, "b": 0.0, "c": 0.5}
 
 
 def test_default_model_is_a_candidate():
-    assert DEFAULT_MODEL == "gam"
-    assert {"gam", "logreg", "hat", "arf", "logreg-balanced", "mlp"} <= set(CANDIDATES)
+    assert DEFAULT_MODEL == "gam-pairs"
+    assert {"gam", "gam-pairs", "logreg", "hat", "arf", "logreg-balanced", "mlp"} <= set(CANDIDATES)
 
 
 def test_unknown_model_error_lists_known_names():
