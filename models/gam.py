@@ -14,6 +14,16 @@ import numpy as np
 
 from models.candidates import FastLogisticRegression
 
+_TRIU: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+
+def _triu(k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Index pairs (i < j) of ``k`` items, cached: the same few sizes recur every row."""
+    pairs = _TRIU.get(k)
+    if pairs is None:
+        pairs = _TRIU[k] = np.triu_indices(k, 1)
+    return pairs
+
 
 class AdditiveLogisticRegression(FastLogisticRegression):
     """Logistic regression plus a learned step function of every standardised feature.
@@ -85,13 +95,14 @@ class AdditiveLogisticRegression(FastLogisticRegression):
         """Hashed slots of every pair of unusual values (|z| >= ``interactions``), each
         pair keyed by both features' bins: "a new device *and* a transfer 8x the usual"."""
         unusual = np.flatnonzero(np.abs(z) >= self.interactions)
-        if len(unusual) < 2:
+        k = len(unusual)
+        if k < 2:
             self._pair_members = (unusual[:0], unusual[:0])
             return unusual[:0]
-        i, j = np.triu_indices(len(unusual), 1)
-        a = active[unusual].astype(np.int64)
-        self._pair_members = (unusual[i], unusual[j])
-        return ((a[i] * 1_000_003 + a[j]) * 2_654_435_761 % self.interaction_table).astype(np.intp)
+        i, j = _triu(k)
+        first, second = unusual[i], unusual[j]
+        self._pair_members = (first, second)
+        return (active[first] * 1_000_003 + active[second]) * 2_654_435_761 % self.interaction_table
 
     def _extra(self, z: np.ndarray) -> float:
         """Log-odds of the step functions (and pairs) for the standardised row ``z``."""
