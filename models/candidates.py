@@ -203,7 +203,7 @@ class FastLogisticRegression(base.Classifier):
             np.multiply(d, self._inv_std, out=z)
         np.minimum(z, self.clip, out=z)
         np.maximum(z, -self.clip, out=z)
-        return z, float(np.dot(z, w)) + self._b
+        return z, float(np.dot(z, w)) + self._b + self._extra_logit(z)
 
     def _logit(self, arr: np.ndarray) -> float:
         """Log-odds only (the scoring path): one check fewer than :meth:`_standardise`,
@@ -213,9 +213,18 @@ class FastLogisticRegression(base.Classifier):
         z *= self._inv_std
         np.minimum(z, self.clip, out=z)
         np.maximum(z, -self.clip, out=z)
-        logit = float(np.dot(z, w)) + self._b
+        logit = float(np.dot(z, w)) + self._b + self._extra_logit(z)
         # +-inf was clipped like any extreme value; only NaN needs the slow path
         return logit if logit == logit else self._standardise(arr)[1]
+
+    # -- extension hooks (models.gam, models.mlp): more log-odds terms on the same z ------
+
+    def _extra_logit(self, z: np.ndarray) -> float:
+        """Log-odds added to the linear part for the standardised row ``z``."""
+        return 0.0
+
+    def _extra_step(self, z: np.ndarray, g: float) -> None:
+        """Learn the extra terms from the gradient ``g`` of the forward pass just done on ``z``."""
 
     # -- River API ---------------------------------------------------------------------
 
@@ -272,6 +281,7 @@ class FastLogisticRegression(base.Classifier):
         if weight > 0.0:
             g = (_sigmoid(logit) - (1.0 if y else 0.0)) * weight
             self._t += 1
+            self._extra_step(z, g)
             if self.optimizer == "adam":
                 self._adam(z, g)
             else:

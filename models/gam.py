@@ -104,7 +104,7 @@ class AdditiveLogisticRegression(FastLogisticRegression):
         self._pair_members = (first, second)
         return (active[first] * 1_000_003 + active[second]) * 2_654_435_761 % self.interaction_table
 
-    def _extra(self, z: np.ndarray) -> float:
+    def _extra_logit(self, z: np.ndarray) -> float:
         """Log-odds of the step functions (and pairs) for the standardised row ``z``."""
         self._active = active = self._bins(z)
         extra = float(self._wb[active].sum())
@@ -113,30 +113,8 @@ class AdditiveLogisticRegression(FastLogisticRegression):
             extra += float(self._wp[self._pairs].sum())
         return extra
 
-    def _standardise(self, arr: np.ndarray) -> tuple[np.ndarray, float]:
-        z, logit = super()._standardise(arr)
-        return z, logit + self._extra(z)
-
-    def _logit(self, arr: np.ndarray) -> float:
-        z, w = self._z, self._w
-        np.subtract(arr, self._mean, out=z)
-        z *= self._inv_std
-        np.minimum(z, self.clip, out=z)
-        np.maximum(z, -self.clip, out=z)
-        logit = float(np.dot(z, w)) + self._b + self._extra(z)
-        return logit if logit == logit else self._standardise(arr)[1]
-
-    # The linear step gets the gradient of the full log-odds (``_standardise``); these hooks
-    # add the steps of the bins and pairs that forward pass selected, normalised like it.
-    def _nsgd(self, z: np.ndarray, g: float) -> None:
-        self._extra_step(g)
-        super()._nsgd(z, g)
-
-    def _adam(self, z: np.ndarray, g: float) -> None:
-        self._extra_step(g)
-        super()._adam(z, g)
-
-    def _extra_step(self, g: float) -> None:
+    def _extra_step(self, z: np.ndarray, g: float) -> None:
+        """Step the bins and pairs the forward pass selected, normalised like the linear step."""
         active = self._active
         self._wb[active] -= self.lr * g / (1.0 + len(active))
         pairs = self._pairs

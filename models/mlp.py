@@ -77,35 +77,15 @@ class OnlineMLP(FastLogisticRegression):
         for moments in (self._adam_m, self._adam_v):
             moments[0] = np.concatenate([moments[0], np.zeros((self.hidden, k))], axis=1)
 
-    def _deep(self, z: np.ndarray) -> float:
+    def _extra_logit(self, z: np.ndarray) -> float:
         h = self._h
         np.dot(self._W, z, out=h)
         h += self._c
         np.tanh(h, out=h)
         return float(np.dot(self._v, h))
 
-    def _standardise(self, arr: np.ndarray) -> tuple[np.ndarray, float]:
-        z, logit = super()._standardise(arr)
-        return z, logit + self._deep(z)
-
-    def _logit(self, arr: np.ndarray) -> float:
-        z, w = self._z, self._w
-        np.subtract(arr, self._mean, out=z)
-        z *= self._inv_std
-        np.minimum(z, self.clip, out=z)
-        np.maximum(z, -self.clip, out=z)
-        logit = float(np.dot(z, w)) + self._b + self._deep(z)
-        return logit if logit == logit else self._standardise(arr)[1]
-
-    # The linear step receives the gradient of the full log-odds (``_standardise`` above);
-    # these hooks add the hidden layer's step with the forward pass that computed it.
-    def _nsgd(self, z: np.ndarray, g: float) -> None:
+    def _extra_step(self, z: np.ndarray, g: float) -> None:
         self._hidden_step(z, self._h, g)
-        super()._nsgd(z, g)
-
-    def _adam(self, z: np.ndarray, g: float) -> None:
-        self._hidden_step(z, self._h, g)
-        super()._adam(z, g)
 
     def _hidden_step(self, z: np.ndarray, h: np.ndarray, g: float) -> None:
         dh = g * self._v * (1.0 - h * h)
