@@ -327,12 +327,16 @@ def report_times(history: History, rule: LabelRule) -> np.ndarray:
     return np.where(known, history.ts + rule.delay_s, np.nan)
 
 
-def events(history: History, rule: LabelRule) -> Iterator[tuple[Transaction | None, Label | None]]:
+def events(
+    history: History, rule: LabelRule, label_lead_s: float = 0.0
+) -> Iterator[tuple[Transaction | None, Label | None]]:
     """Transactions and their labels merged in event-time order.
 
     Yields ``(tx, None)`` or ``(None, label)``. A label reported at the same instant as
     a transaction comes first, matching the worker: labels reported at or before a
-    transaction's event time are applied before it is scored.
+    transaction's event time are applied before it is scored. ``label_lead_s`` moves
+    each label that much earlier in the sequence (its ``reported_at`` is unchanged): a
+    replay can send labels ahead, and the worker still applies each at its report time.
     """
     at = report_times(history, rule)
     labelled = np.flatnonzero(~np.isnan(at))
@@ -341,7 +345,7 @@ def events(history: History, rule: LabelRule) -> Iterator[tuple[Transaction | No
     txs, truth = history.transactions, history.labels
     li = 0
     for tx in txs:
-        while li < len(queue) and queue[li][0] <= tx.ts:
+        while li < len(queue) and queue[li][0] - label_lead_s <= tx.ts:
             reported_at, i = queue[li]
             li += 1
             yield None, Label(txs[i].transaction_id, txs[i].account_id, bool(truth[i]), reported_at)

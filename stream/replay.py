@@ -22,7 +22,7 @@ from features.transaction import SCHEMA_FIELDS, Transaction
 from stream.alerts import iso
 from stream.errors import HistoryError
 from stream.evaluate import add_history_arguments
-from stream.history import History, LabelRule, events, label_rule, load_history, parse_columns
+from stream.history import History, LabelRule, events, label_rule, load_history, parse_columns, parse_duration
 from stream.progress import Progress
 from stream.simulate import SimEvent, produce
 from stream.validation import Label, parse_time
@@ -57,16 +57,19 @@ def label_json(label: Label) -> dict[str, Any]:
     }
 
 
-def replay_events(history: History, rule: LabelRule, speed: float | None) -> Iterator[SimEvent]:
+def replay_events(
+    history: History, rule: LabelRule, speed: float | None, label_lead_s: float = 0.0
+) -> Iterator[SimEvent]:
     """The history as produce-ready events; with ``speed``, sleeps to pace event time."""
     began = time.monotonic()
     first: float | None = None
-    for tx, label in events(history, rule):
+    for tx, label in events(history, rule, label_lead_s):
         if tx is not None:
             ev = SimEvent(tx.ts, "transaction", tx.account_id, transaction_json(tx), False, None)
         else:
             assert label is not None
-            ev = SimEvent(label.reported_at, "label", label.account_id, label_json(label), False, None)
+            sent = label.reported_at - label_lead_s
+            ev = SimEvent(sent, "label", label.account_id, label_json(label), False, None)
         if speed is not None:
             if first is None:
                 first = ev.time
@@ -104,7 +107,7 @@ def replay(args: argparse.Namespace, settings: Settings) -> dict[str, int]:
         print("no label column mapped: replaying transactions only", file=sys.stderr)
     ensure_topics(settings)
     counts = produce(
-        replay_events(history, rule, speed),
+        replay_events(history, rule, speed, parse_duration(args.label_lead) if args.label_lead else 0.0),
         settings.kafka_client_config(),
         settings.topic_transactions,
         settings.topic_labels,
@@ -137,6 +140,12 @@ def register(sub: Any) -> None:
     p.add_argument("file", help="history: .csv, .csv.gz or .parquet (same column mapping as kuntur evaluate)")
     add_history_arguments(p)
     p.add_argument("--label-delay", metavar="DURATION", help="labels reported this long after the transaction (7d)")
+    p.add_argument(
+        "--label-lead",
+        metavar="DURATION",
+        help="send each label this much event time before its report time (default 0). The worker still applies "
+        "it at its report time, so a busy labels consumer cannot make it land late; the result equals evaluate's",
+    )
     p.add_argument("--speed", default="max", help="x real time of event time (e.g. 3600 = 1 h per s), or max (default)")
     p.set_defaults(func=_cmd_replay)
 

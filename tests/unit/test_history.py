@@ -147,3 +147,14 @@ def test_speed():
     for bad in ("0", "-2", "fast"):
         with pytest.raises(HistoryError):
             parse_speed(bad)
+
+
+def test_label_lead_sends_labels_earlier_without_changing_their_report_time(timed):
+    h = load_history(timed)
+    rule = label_rule(h, None)
+    seq = [
+        (tx.transaction_id, "tx") if tx else (lab.transaction_id, lab.reported_at) for tx, lab in events(h, rule, 3600)
+    ]
+    # a's report (02:00) now goes out before b (01:00) is sent; c's (03:00) before d (04:00) as before
+    assert seq[:3] == [("a", "tx"), ("a", h.label_times[0]), ("b", "tx")]
+    assert [s for s in seq if s[1] != "tx"] == [("a", h.label_times[0]), ("c", h.label_times[2])]
