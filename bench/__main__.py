@@ -1,0 +1,104 @@
+"""``python -m bench`` (``make bench``): every benchmark in one session, one broker.
+
+Order: pre-produce the simulator's traffic once; throughput (passthrough ceiling vs
+pipeline); scale-out (2 workers); profile (cProfile of a worker); latency at fixed
+rates (pipeline, then the passthrough for reference, each rate on a fresh broker);
+state size and RSS. Tables go to stdout, progress to stderr, and everything to
+``bench/results/bench-<UTC time>.json`` (and ``bench-latest.json``).
+
+    python -m bench                     # ~10 min on 2 cores
+    python -m bench --quick             # ~2 min smoke run
+    python -m bench --only throughput,latency
+    python -m bench --transactions 1000000 --latency-seconds 60 --rates 500,1000,2000,3000
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+
+from bench import latency, profile, scaleout, state, throughput
+from bench.common import (
+    Context,
+    Size,
+    add_common_arguments,
+    envelope,
+    load_average,
+    overrides_from_args,
+    save,
+    size_from_args,
+)
+
+BENCHMARKS = ("throughput", "scaleout", "profile", "latency", "state")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m bench",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("\n\n", 1)[1],
+    )
+    add_common_arguments(p)
+    p.add_argument("--only", help=f"comma-separated subset of: {', '.join(BENCHMARKS)}")
+    p.add_argument("--rates", help="latency: comma-separated offered rates, tx/s (default 500,1000,2000)")
+    p.add_argument("--latency-seconds", type=float, help="latency: traffic per rate, seconds (default 20)")
+    p.add_argument("--profile-transactions", type=int, help="profile: transactions (default 50000)")
+    p.add_argument("--state-accounts", type=int, help="state: distinct accounts for RSS (default 1000000)")
+    args = p.parse_args(argv)
+    size = size_from_args(args)
+    changes: dict[str, object] = {}
+    if args.rates:
+        changes["latency_rates"] = tuple(float(r) for r in args.rates.split(","))
+    if args.latency_seconds:
+        changes["latency_seconds"] = args.latency_seconds
+    if args.profile_transactions:
+        changes["profile_transactions"] = args.profile_transactions
+    if args.state_accounts:
+        changes["state_accounts"] = args.state_accounts
+    size = Size(**{**size.__dict__, **changes})
+    chosen = args.only.split(",") if args.only else list(BENCHMARKS)
+    unknown = set(chosen) - set(BENCHMARKS)
+    if unknown:
+        p.error(f"unknown benchmark(s): {', '.join(sorted(unknown))}")
+
+    head = envelope(size)
+    began = time.monotonic()
+    printed: list[str] = []
+
+    def show(text: str) -> None:
+        printed.append(text)
+        print(text + "\n", flush=True)
+
+    with Context(size, args.bootstrap, keep=args.keep, overrides=overrides_from_args(args)) as ctx:
+        if "throughput" in chosen:
+            show(throughput.render(throughput.run(ctx)))
+        if "scaleout" in chosen:
+            show(scaleout.render(scaleout.run(ctx)))
+        if "profile" in chosen:
+            show(profile.render(profile.run(ctx), top=15))
+        if "latency" in chosen:
+            show(latency.render(latency.run(ctx)))
+            show(latency.render(latency.run(ctx, target="passthrough")))
+        results = ctx.results
+    if "state" in chosen:
+        show(state.render(state.run(size, results)))
+    data = {
+        **head,
+        "load_average_after": load_average(),
+        "wall_seconds": round(time.monotonic() - began, 1),
+        **results,
+    }
+    print(
+        f"total {data['wall_seconds']:.0f} s; load average before {head['load_average_before']}, "
+        f"after {data['load_average_after']}"
+    )
+    if not args.no_save:
+        print(f"saved {save('bench', data)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

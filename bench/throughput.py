@@ -1,0 +1,222 @@
+"""Ceiling vs pipeline, same run, same broker, same pre-produced topic.
+
+1. The simulator's transactions (and its labels) are produced once to a topic.
+2. The passthrough Faust agent (``bench.passthrough``) reads that topic from the
+   beginning and writes every event to another topic: the ceiling.
+3. A real ``kuntur worker`` (validation, account and merchant stages, scoring, label
+   learning, alerts) reads the same topic from the beginning in a new consumer group.
+
+Rates are events/s from the first event processed to the last (group join and start-up
+excluded); the ratio pipeline/ceiling is the figure to compare across machines. CPU per
+event (the process's and the broker's) is reported too: unlike a rate it hardly depends
+on what else the machine runs.
+
+    python -m bench.throughput            # 200k transactions
+    python -m bench.throughput --quick    # 20k, a smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from bench.common import (
+    Context,
+    Proc,
+    add_common_arguments,
+    envelope,
+    follow,
+    load_average,
+    overrides_from_args,
+    save,
+    size_from_args,
+    start_worker,
+    table,
+)
+from stream.broker import free_port
+
+
+def create_topic(ctx: Context, name: str) -> None:
+    admin = AdminClient({"bootstrap.servers": ctx.bootstrap})
+    for fut in admin.create_topics([NewTopic(name, num_partitions=ctx.size.partitions, replication_factor=1)]).values():
+        try:
+            fut.result(30)
+        except Exception as exc:
+            if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                raise
+
+
+class CpuMeter:
+    """CPU the measured processes and the broker use from now on, per event processed.
+
+    Unlike events/s this hardly depends on what else the machine runs, so it is the
+    figure to compare between runs on a busy machine.
+    """
+
+    def __init__(self, ctx: Context, procs: Sequence[Proc]) -> None:
+        self.ctx, self.procs = ctx, procs
+        self.start = [p.cpu_seconds() or 0.0 for p in procs]
+        self.broker_start = ctx.broker_cpu_seconds()
+
+    def per_event(self, events: float) -> dict[str, float | None]:
+        used = sum((p.cpu_seconds() or 0.0) - s for p, s in zip(self.procs, self.start, strict=True))
+        broker_now = self.ctx.broker_cpu_seconds()
+        broker = broker_now - self.broker_start if broker_now is not None and self.broker_start is not None else None
+        n = max(1.0, events)
+        return {
+            "cpu_us_per_event": round(used * 1e6 / n, 1),
+            "broker_cpu_us_per_event": round(broker * 1e6 / n, 1) if broker is not None else None,
+        }
+
+
+def start_passthrough(ctx: Context, source: str, sink: str) -> Proc:
+    """The bench passthrough app as a child process, reading ``source`` from the beginning."""
+    create_topic(ctx, sink)
+    port = free_port()
+    cmd = [
+        sys.executable,
+        "-m",
+        "bench.passthrough",
+        "--bootstrap",
+        ctx.bootstrap,
+        "--app-id",
+        ctx.settings("passthrough").app_id,
+        "--source",
+        source,
+        "--sink",
+        sink,
+        "--web-port",
+        str(port),
+        "--fetch-max-wait-ms",
+        str(ctx.settings("passthrough").consumer_fetch_max_wait_ms),
+    ]
+    return ctx.track(Proc("passthrough", cmd, dict(os.environ), port, ctx.log_path("passthrough"), "/count"))
+
+
+def run_passthrough(ctx: Context) -> dict[str, Any]:
+    """The ceiling: one passthrough process over the pre-produced topic."""
+    source = ctx.ensure_source()
+    load = load_average()
+    proc = start_passthrough(ctx, source.topic_transactions, ctx.settings("sink").topic_transactions + "-copy")
+    try:
+        ready_s = proc.wait_ready()
+        cpu = CpuMeter(ctx, [proc])
+        progress = follow(proc.count, ctx.source_counts["transactions"], proc.alive)
+        costs = cpu.per_event(progress.done)
+        rss = proc.rss_mib()
+    finally:
+        proc.stop()
+    return {**progress.summary(), **costs, "ready_s": round(ready_s, 2), "rss_mib": [rss], "load_average": load}
+
+
+def run_pipeline(ctx: Context, workers: int = 1, name: str = "pipeline", **changes: Any) -> dict[str, Any]:
+    """``workers`` Kuntur workers in one consumer group over the pre-produced topic."""
+    ctx.ensure_source()
+    base = ctx.settings(name, **changes)
+    procs: list[Proc] = []
+    load = load_average()
+    try:
+        for i in range(workers):
+            settings = base.replace(web_port=free_port(), data_dir=f"{base.data_dir}/w{i}") if i else base
+            procs.append(ctx.track(start_worker(settings, ctx.log_path(f"{name}-w{i}"))))
+        ready_s = max(p.wait_ready() for p in procs)
+        cpu = CpuMeter(ctx, procs)
+
+        def total() -> float:
+            return sum(p.count() for p in procs)
+
+        progress = follow(total, ctx.source_counts["transactions"], lambda: all(p.alive() for p in procs))
+        costs = cpu.per_event(progress.done)
+        per_worker = [p.metrics() for p in procs]
+        rss = [p.rss_mib() for p in procs]
+    finally:
+        for p in procs:
+            p.stop()
+    m = per_worker[0] if per_worker else {}
+    return {
+        **progress.summary(),
+        **costs,
+        "workers": workers,
+        "ready_s": round(ready_s, 2),
+        "per_worker_transactions": [int(w.get("kuntur_transactions_total", 0)) for w in per_worker],
+        "alerts": int(sum(w.get("alerts", 0) for w in per_worker)),
+        "labels": int(sum(w.get("labels", 0) for w in per_worker)),
+        "dead_letters": int(sum(w.get("dead_letters", 0) for w in per_worker)),
+        "accounts_held": m.get("kuntur_state_entities"),
+        "rss_mib": rss,
+        "load_average": load,
+    }
+
+
+def run(ctx: Context, runs: Sequence[str] = ("ceiling", "pipeline")) -> dict[str, Any]:
+    ctx.ensure_source()
+    empty: dict[str, Any] = {"events_per_s": None, "events_per_s_10_90": None, "processed": 0, "rss_mib": [None]}
+    ceiling, pipeline = dict(empty), dict(empty)
+    if "ceiling" in runs:
+        ctx.say("throughput: passthrough ceiling ...")
+        ceiling = run_passthrough(ctx)
+        ctx.say(f"  ceiling {ceiling['events_per_s']} ev/s")
+    if "pipeline" in runs:
+        ctx.say("throughput: pipeline ...")
+        pipeline = run_pipeline(ctx)
+        ctx.say(f"  pipeline {pipeline['events_per_s']} tx/s")
+    c, p = ceiling["events_per_s"], pipeline["events_per_s"]
+    result = {
+        "source": ctx.source_counts,
+        "ceiling": ceiling,
+        "pipeline": pipeline,
+        "ratio": round(p / c, 3) if c and p else None,
+    }
+    ctx.results["throughput"] = result
+    return result
+
+
+def render(result: dict[str, Any]) -> str:
+    c, p = result["ceiling"], result["pipeline"]
+    rows = [
+        [
+            name,
+            r["events_per_s"],
+            r["events_per_s_10_90"],
+            r["processed"],
+            r.get("cpu_us_per_event"),
+            r.get("broker_cpu_us_per_event"),
+            r["rss_mib"][0],
+        ]
+        for name, r in (("passthrough (ceiling)", c), ("kuntur pipeline", p))
+    ]
+    out = table(
+        f"Throughput — one process, {result['source']['transactions']:,} pre-produced transactions",
+        ["run", "events/s", "events/s (10-90% of count)", "events", "CPU µs/event", "broker CPU µs/event", "RSS MiB"],
+        rows,
+    )
+    return out + f"\nratio pipeline/ceiling: {result['ratio']}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m bench.throughput",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("\n\n", 1)[1],
+    )
+    add_common_arguments(p)
+    p.add_argument("--runs", default="ceiling,pipeline", help="which runs: ceiling, pipeline or both (default)")
+    args = p.parse_args(argv)
+    size = size_from_args(args)
+    with Context(size, args.bootstrap, keep=args.keep, overrides=overrides_from_args(args)) as ctx:
+        head = envelope(size)
+        result = run(ctx, args.runs.split(","))
+    print(render(result))
+    if not args.no_save:
+        print(f"saved {save('throughput', {**head, **result})}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
