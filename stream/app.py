@@ -1,13 +1,19 @@
 """The Faust application: topics, tables and the agents that wrap the pure pipeline.
 
-Flow (every hop keyed so that state stays local to one partition)::
+Flow (every hop partitioned so that state stays local to one partition)::
 
-    transactions (key account) ─ accounts ─▶ <app>-by-merchant (key merchant) ─ merchants ─▶
-    <app>-to-score (key account) ─ scoring ─▶ alerts / scores
-    labels (key account) ─ labels ─▶ learner; confirmed fraud ─▶ <app>-by-merchant (fraud rate)
+    transactions (key account) ─ accounts ─▶ <app>-by-merchant-v2 (merchant's partition) ─ merchants ─▶
+    <app>-to-score-v2 (the transaction's own partition) ─ scoring ─▶ alerts / scores
+    labels (key account) ─ labels ─▶ learner; confirmed fraud ─▶ <app>-by-merchant-v2 (fraud rate)
 
-The scoring and labels agents read co-partitioned topics (both keyed by account), so a
-label reaches the worker that scored its transaction and holds its features.
+The scoring and labels agents read co-partitioned topics: a transaction is scored on the
+partition it arrived on, where its account's labels arrive too, so a label reaches the
+worker that scored its transaction and holds its features.
+
+Agents work in batches (``stream.tuning.batches``): per event only the pure core runs;
+sends happen once per batch, one message per destination partition on the internal
+topics (``stream.wire``), and each entity written in a batch gets one changelog record.
+docs/performance.md has the measurements behind each of these choices.
 """
 
 from __future__ import annotations

@@ -7,7 +7,8 @@ pipeline's CPU). An entry carries the validated transaction as a positional list
 the feature vector so far, in catalogue order: smaller and faster than re-validating
 JSON.
 
-Entries on ``<app>-by-merchant-v2`` (sent to the merchant's partition):
+Entries on ``<app>-by-merchant-v2`` (sent to the merchant's partition, or to the
+account's own partition for a transaction without a merchant):
 
 * ``["t", tx, features, produced_at, partition]``: a transaction with its account
   features; ``partition`` is the transactions partition it came from, where the scoring
