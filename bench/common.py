@@ -31,10 +31,10 @@ from types import TracebackType
 from typing import Any
 
 from config.settings import Settings, load_settings
-from stream.broker import EmbeddedBroker, free_port
-from stream.demo import is_ready, scrape, worker_env
-from stream.simulate import SimConfig, SimEvent, generate, produce
-from stream.topics import ensure_topics
+from offline.simulator import SimConfig, SimEvent, generate, produce
+from stream.dev.broker import EmbeddedBroker, free_port
+from stream.dev.demo import is_ready, scrape, worker_env
+from stream.kafka.admin import ensure_topics
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS_DIR = ROOT / "bench" / "results"

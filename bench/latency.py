@@ -1,7 +1,7 @@
 """Latency at fixed offered rates: transaction produced → its score produced.
 
 For each rate a fresh worker (``emit_scores`` on, so every transaction yields a record on
-the scores topic) receives paced simulator traffic (``stream.simulate.produce``; the
+the scores topic) receives paced simulator traffic (``offline.simulator.produce``; the
 simulated bank's producer lingers ``--linger-ms``, librdkafka's default 5 ms). Latency is
 the score record's Kafka timestamp minus the transaction's (both CreateTime, ms: when the
 bank's producer took the transaction, and when the worker's producer took the score).
@@ -46,9 +46,9 @@ from bench.common import (
 )
 from bench.throughput import CpuMeter, start_passthrough
 from config.settings import Settings
-from stream.demo import histogram_quantile
-from stream.simulate import SimConfig, generate, produce
-from stream.topics import ensure_topics
+from offline.simulator import SimConfig, generate, produce
+from stream.dev.demo import histogram_quantile
+from stream.kafka.admin import ensure_topics
 
 QUANTILES = (0.5, 0.95, 0.99)
 TARGET_P99_MS = 100.0

@@ -47,11 +47,11 @@ STAGES: tuple[tuple[str, str, str], ...] = (
     ("merchants agent", "stream/app.py", "merchant_agent"),
     ("scoring agent", "stream/app.py", "scoring_agent"),
     ("labels agent", "stream/app.py", "label_agent"),
-    ("  validate (parse_transaction)", "stream/validation.py", "parse_transaction"),
-    ("  account state (Pipeline.account)", "stream/core.py", "account"),
-    ("  merchant state (Pipeline.merchant)", "stream/core.py", "merchant"),
-    ("  score (Pipeline.score)", "stream/core.py", "score"),
-    ("  alert (build_alert)", "stream/alerts.py", "build_alert"),
+    ("  validate (parse_transaction)", "stream/pipeline/validation.py", "parse_transaction"),
+    ("  account state (Pipeline.account)", "stream/pipeline/stages.py", "account"),
+    ("  merchant state (Pipeline.merchant)", "stream/pipeline/stages.py", "merchant"),
+    ("  score (Pipeline.score)", "stream/pipeline/stages.py", "score"),
+    ("  alert (build_alert)", "stream/pipeline/alerts.py", "build_alert"),
 )
 
 

@@ -38,9 +38,9 @@ KIB = 1024
 def simulated_states(size: Size) -> tuple[dict[str, bytes], dict[str, bytes], float]:
     """Account and merchant table contents after the simulator's traffic; seconds taken."""
     from config.settings import load_settings
-    from stream.core import Pipeline
-    from stream.simulate import SimConfig, generate
-    from stream.validation import parse_transaction
+    from offline.simulator import SimConfig, generate
+    from stream.pipeline.stages import Pipeline
+    from stream.pipeline.validation import parse_transaction
     from stream.worker import restore_detector
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -38,7 +38,7 @@ from bench.common import (
     start_worker,
     table,
 )
-from stream.broker import free_port
+from stream.dev.broker import free_port
 
 
 def create_topic(ctx: Context, name: str) -> None:

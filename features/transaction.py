@@ -1,6 +1,6 @@
 """The validated transaction every stage of the core works on.
 
-`stream.validation` turns raw JSON into a :class:`Transaction`; the offline evaluator
+`stream.pipeline.validation` turns raw JSON into a :class:`Transaction`; the offline evaluator
 builds the same object from file rows. Times are event time in epoch seconds (UTC).
 """
 

@@ -17,10 +17,3 @@ class CheckpointMismatch(CheckpointError, ValueError):
     Loading it anyway would feed the model the wrong columns, so it is refused.
     """
 
-
-class BaselineUnavailable(RuntimeError):
-    """A batch baseline needs a library that is not installed (scikit-learn, xgboost)."""
-
-
-class UnknownBaselineError(ValueError):
-    """A baseline kind that is not one of :data:`models.baseline.BASELINES`."""

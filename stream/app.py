@@ -37,12 +37,12 @@ from features.merchant import MerchantState
 from features.merchant import is_expired as merchant_expired
 from models.checkpoint import save_checkpoint
 from models.detector import LabelOutcome
-from stream.alerts import build_alert
-from stream.core import Pipeline
 from stream.errors import InvalidEvent
 from stream.metrics import Metrics
+from stream.pipeline.alerts import build_alert
+from stream.pipeline.stages import Pipeline
+from stream.pipeline.validation import dead_letter, parse_label, parse_transaction
 from stream.tuning import app_options, batches, freeze_heap
-from stream.validation import dead_letter, parse_label, parse_transaction
 from stream.wire import (
     WIRE_VERSION,
     Outbox,

@@ -25,7 +25,7 @@ def _cmd_broker(args: argparse.Namespace, settings: Settings) -> int:
     import signal
     import threading
 
-    from stream.broker import EmbeddedBroker
+    from stream.dev.broker import EmbeddedBroker
 
     broker = EmbeddedBroker(host=args.host, port=args.port).start()
     print(f"Tansu broker listening on {broker.bootstrap} (memory-only). Ctrl-C stops it.", flush=True)
@@ -68,7 +68,7 @@ def _cmd_alerts(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
-    from stream.demo import run_demo
+    from stream.dev.demo import run_demo
 
     return run_demo(args, settings)
 
@@ -101,11 +101,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_cmd_worker)
 
-    from stream import simulate
+    from offline import simulator as simulate
 
     simulate.register(sub)
 
-    from stream import evaluate, replay
+    from offline.backtest import evaluate, replay
 
     replay.register(sub)
     evaluate.register(sub)
@@ -121,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--models", action="store_true", help="list the model candidates instead")
     p.set_defaults(func=_cmd_features)
 
-    from stream.demo import add_demo_arguments
+    from stream.dev.demo import add_demo_arguments
 
     p = sub.add_parser(
         "demo",

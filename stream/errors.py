@@ -19,6 +19,3 @@ class InvalidEvent(ValueError):
 class BrokerError(RuntimeError):
     """The embedded broker could not be started or reached."""
 
-
-class HistoryError(ValueError):
-    """A history file (for ``kuntur evaluate`` / ``kuntur replay``) cannot be read as asked."""

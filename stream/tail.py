@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 
 from config.settings import Settings
-from stream.reader import topic_reader
+from stream.kafka.reader import topic_reader
 
 
 def format_alert(alert: dict[str, Any]) -> str:

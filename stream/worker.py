@@ -16,10 +16,10 @@ from models.checkpoint import load_checkpoint
 from models.detector import Detector
 from models.scorer import FraudModel
 from stream.app import Kuntur, create_app
-from stream.core import Pipeline
+from stream.kafka.admin import ensure_topics
 from stream.logs import configure_logging
 from stream.metrics import Metrics
-from stream.topics import ensure_topics
+from stream.pipeline.stages import Pipeline
 
 log = logging.getLogger("kuntur")
 

@@ -22,10 +22,10 @@ import pytest
 from confluent_kafka import Producer
 
 from config.settings import Settings, load_settings
-from stream.broker import EmbeddedBroker, free_port
-from stream.demo import is_ready, scrape, worker_env
-from stream.reader import topic_reader
-from stream.topics import ensure_topics
+from stream.dev.broker import EmbeddedBroker, free_port
+from stream.dev.demo import is_ready, scrape, worker_env
+from stream.kafka.admin import ensure_topics
+from stream.kafka.reader import topic_reader
 
 ROOT = Path(__file__).resolve().parents[2]
 

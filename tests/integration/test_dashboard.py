@@ -12,7 +12,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from stream.simulate import SimConfig, generate
+from offline.simulator import SimConfig, generate
 from tests.integration.conftest import produce, produce_json, wait_for
 from tests.unit.test_deploy import PROMETHEUS_SYNTHETIC, dashboard_exprs, promql_metric_names
 

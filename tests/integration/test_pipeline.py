@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from stream.simulate import SimConfig, generate
+from offline.simulator import SimConfig, generate
 from tests.integration.conftest import consume, produce, produce_json, wait_for
 
 pytestmark = pytest.mark.slow

@@ -24,8 +24,8 @@ import orjson
 import pytest
 import yaml
 
-from stream.broker import free_port
-from stream.simulate import SimConfig, generate
+from offline.simulator import SimConfig, generate
+from stream.dev.broker import free_port
 from tests.integration.conftest import produce, produce_json, wait_for
 from tests.unit.test_deploy import concrete_promql, dashboard_exprs
 

@@ -8,10 +8,10 @@ from argparse import Namespace
 import numpy as np
 import pytest
 
-from stream.evaluate import run_online
-from stream.history import label_rule, load_history
-from stream.replay import replay
-from stream.simulate import SimConfig, write_file
+from offline.backtest.evaluate import run_online
+from offline.backtest.history import label_rule, load_history
+from offline.backtest.replay import replay
+from offline.simulator import SimConfig, write_file
 
 from .conftest import consume
 

@@ -5,12 +5,12 @@ import sys
 import numpy as np
 import pytest
 
-from models.errors import BaselineUnavailable, UnknownBaselineError
-from models.evaluation import roc_auc
+from offline.backtest.metrics import roc_auc
+from offline.errors import BaselineUnavailable, UnknownBaselineError
 
 pytest.importorskip("sklearn")
 
-from models.baseline import BASELINES, require_baseline, run_baseline, smote_oversample  # noqa: E402
+from offline.backtest.baseline import BASELINES, require_baseline, run_baseline, smote_oversample  # noqa: E402
 
 DAY = 86400.0
 LABEL_DELAY = 3 * DAY  # frauds are reported 3 days later

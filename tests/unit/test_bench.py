@@ -9,7 +9,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from bench.common import Progress, Size, table
 from bench.latency import summarise
 from bench.profile import analyse
-from stream.validation import parse_transaction
+from stream.pipeline.validation import parse_transaction
 from stream.wire import (
     MAX_MESSAGE_BYTES,
     Outbox,

@@ -6,8 +6,8 @@ from config.settings import load_settings
 from features.catalogue import FEATURE_NAMES
 from models.detector import Detector
 from models.scorer import FraudModel
-from stream.core import Pipeline
-from stream.validation import Label, transaction_from_dict
+from stream.pipeline.stages import Pipeline
+from stream.pipeline.validation import Label, transaction_from_dict
 
 BASE = 1767225600.0  # 2026-01-01T00:00:00Z
 

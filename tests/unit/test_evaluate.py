@@ -9,10 +9,10 @@ import orjson
 import pytest
 
 from config.settings import load_settings
+from offline.backtest.evaluate import known_labels, label_horizon, run_online
+from offline.backtest.history import LabelRule, label_rule, load_history
+from offline.simulator import SimConfig, write_file
 from stream.cli import main
-from stream.evaluate import known_labels, label_horizon, run_online
-from stream.history import LabelRule, label_rule, load_history
-from stream.simulate import SimConfig, write_file
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ from collections import defaultdict
 import numpy as np
 import pytest
 
-from models.evaluation import (
+from offline.backtest.metrics import (
     alerts_per_day,
     average_precision,
     curve_points,

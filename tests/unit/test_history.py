@@ -8,10 +8,18 @@ import numpy as np
 import orjson
 import pytest
 
-from stream.errors import HistoryError
-from stream.history import LabelRule, events, label_rule, load_history, parse_columns, parse_duration, report_times
-from stream.replay import label_json, parse_speed, transaction_json
-from stream.validation import parse_label, parse_transaction
+from offline.backtest.history import (
+    LabelRule,
+    events,
+    label_rule,
+    load_history,
+    parse_columns,
+    parse_duration,
+    report_times,
+)
+from offline.backtest.replay import label_json, parse_speed, transaction_json
+from offline.errors import HistoryError
+from stream.pipeline.validation import parse_label, parse_transaction
 
 HANDBOOK = "account_id=CUSTOMER_ID,merchant_id=TERMINAL_ID,amount=TX_AMOUNT,timestamp=TX_DATETIME,label=TX_FRAUD"
 

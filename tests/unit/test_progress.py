@@ -6,8 +6,8 @@ import io
 
 import pytest
 
-from stream import progress as progress_mod
-from stream.progress import Progress, format_count, format_duration, format_rate
+from offline import progress as progress_mod
+from offline.progress import Progress, format_count, format_duration, format_rate
 
 
 class FakeTTY(io.StringIO):

@@ -6,11 +6,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.evaluation import daily_precision_at_k, summarize
+from offline.backtest.metrics import daily_precision_at_k, summarize
 
 pytest.importorskip("matplotlib")
 
-from stream.report import ReportRun, ReportUnavailable, require_matplotlib, write_report  # noqa: E402
+from offline.backtest.report import ReportRun, ReportUnavailable, require_matplotlib, write_report  # noqa: E402
 
 DAY = 86400.0
 

@@ -17,8 +17,8 @@ import orjson
 import pytest
 
 from config.settings import Settings
-from stream import simulate
-from stream.simulate import (
+from offline import simulator as simulate
+from offline.simulator import (
     FILE_COLUMNS,
     FRAUD_TYPES,
     TRANSACTION_FIELDS,
@@ -33,7 +33,7 @@ from stream.simulate import (
     run_simulate,
     write_file,
 )
-from stream.validation import transaction_from_dict
+from stream.pipeline.validation import transaction_from_dict
 
 HOUR = 3600.0
 DAY = 86_400.0

@@ -8,7 +8,7 @@ import orjson
 import pytest
 
 from stream.errors import InvalidEvent
-from stream.validation import (
+from stream.pipeline.validation import (
     ERROR_CODES,
     dead_letter,
     parse_label,
@@ -116,7 +116,7 @@ def test_dead_letter_keeps_original_bytes():
 
 def test_typed_field_groups_cover_exactly_the_schema():
     from features.transaction import SCHEMA_FIELDS
-    from stream import validation
+    from stream.pipeline import validation
 
     groups = validation._REQUIRED + validation._OPTIONAL_STR + validation._OPTIONAL_NUM
     assert sorted(groups) == sorted(SCHEMA_FIELDS) and len(groups) == len(set(groups))

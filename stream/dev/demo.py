@@ -27,10 +27,10 @@ from confluent_kafka import Producer
 from prometheus_client.parser import text_string_to_metric_families
 
 from config.settings import Settings
-from stream.broker import EmbeddedBroker, free_port
-from stream.reader import topic_reader
-from stream.simulate import SimConfig, SimEvent, generate, produce
-from stream.topics import ensure_topics
+from offline.simulator import SimConfig, SimEvent, generate, produce
+from stream.dev.broker import EmbeddedBroker, free_port
+from stream.kafka.admin import ensure_topics
+from stream.kafka.reader import topic_reader
 
 #: Malformed messages the demo sends on purpose, to show the dead-letter path.
 BAD_MESSAGES = [

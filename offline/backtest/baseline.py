@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from models.errors import BaselineUnavailable, UnknownBaselineError
-from models.evaluation import average_precision
+from offline.backtest.metrics import average_precision
+from offline.errors import BaselineUnavailable, UnknownBaselineError
 
 __all__ = ["BASELINES", "BaselineResult", "require_baseline", "run_baseline", "smote_oversample"]
 

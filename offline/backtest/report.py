@@ -23,7 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from models.evaluation import alerts_per_day, curve_points
+from offline.backtest.metrics import alerts_per_day, curve_points
+from offline.errors import ReportUnavailable
 
 __all__ = ["ReportRun", "ReportUnavailable", "require_matplotlib", "write_report"]
 
@@ -58,10 +59,6 @@ figure{margin:1em 0}img{max-width:100%}figcaption{color:#555;font-size:.9em}
 """
 
 
-class ReportUnavailable(RuntimeError):
-    """The HTML report needs matplotlib, which is not installed."""
-
-
 @dataclass
 class ReportRun:
     """One scored run over the test window (the streaming model or a batch baseline)."""
@@ -72,8 +69,8 @@ class ReportRun:
     alert: np.ndarray  # bool: alerted (threshold or rule)
     ts: np.ndarray  # float event time, epoch seconds
     account: np.ndarray  # int account codes
-    summary: dict[str, Any]  # models.evaluation.summarize(...) plus extras (throughput_tx_s, ...)
-    daily: list[dict[str, Any]]  # models.evaluation.daily_precision_at_k(...)[0]
+    summary: dict[str, Any]  # offline.backtest.metrics.summarize(...) plus extras (throughput_tx_s, ...)
+    daily: list[dict[str, Any]]  # offline.backtest.metrics.daily_precision_at_k(...)[0]
     top_features: Sequence[tuple[str, float]] = field(default_factory=list)  # (feature, importance)
 
 

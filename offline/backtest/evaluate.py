@@ -1,6 +1,6 @@
 """``kuntur evaluate``: a prequential backtest of the streaming detector on a labelled history.
 
-The run drives the worker's own code in-process — :class:`stream.core.Pipeline` with the
+The run drives the worker's own code in-process — :class:`stream.pipeline.stages.Pipeline` with the
 same account/merchant state steps, the same model, rules and label join — over the file
 in event-time order. Each transaction is scored first; its label teaches the model only
 when it would have arrived (``--label-delay`` or the file's ``label_time``). Metrics
@@ -32,11 +32,11 @@ from features.account import AccountState
 from features.catalogue import FEATURE_NAMES
 from features.merchant import MerchantState
 from models.detector import Detector
-from stream.core import Pipeline, new_detector
-from stream.errors import HistoryError
-from stream.history import History, LabelRule, events, label_rule, load_history, parse_columns, parse_duration
-from stream.progress import Progress
-from stream.validation import parse_time
+from offline.backtest.history import History, LabelRule, events, label_rule, load_history, parse_columns, parse_duration
+from offline.errors import HistoryError
+from offline.progress import Progress
+from stream.pipeline.stages import Pipeline, new_detector
+from stream.pipeline.validation import parse_time
 
 __all__ = ["OnlineRun", "run_online", "register", "evaluate"]
 
@@ -161,7 +161,7 @@ def known_labels(history: History, rule: LabelRule, horizon: float) -> tuple[np.
     A reported label is known at its report time; a transaction nobody reports is
     learned as genuine once the label horizon has passed — the online model's rule.
     """
-    from stream.history import report_times
+    from offline.backtest.history import report_times
 
     at = report_times(history, rule)
     reported = ~np.isnan(at)
@@ -205,17 +205,17 @@ def _summary_row(name: str, summary: dict[str, Any]) -> str:
 
 def evaluate(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     """Run the backtest the command line describes; returns the JSON summary."""
-    from models.evaluation import daily_precision_at_k, summarize
+    from offline.backtest.metrics import daily_precision_at_k, summarize
 
     if args.model:
         settings = settings.replace(model=args.model)
     # fail before a long run, not after it, when an optional extra is missing
     for kind in args.baseline or []:
-        from models.baseline import require_baseline
+        from offline.backtest.baseline import require_baseline
 
         require_baseline(kind)
     if args.report:
-        from stream.report import require_matplotlib
+        from offline.backtest.report import require_matplotlib
 
         require_matplotlib()
     show = not args.no_progress
@@ -276,7 +276,7 @@ def evaluate(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
         online.reason_counts.most_common(15),
     )
     if baselines:
-        from models.baseline import run_baseline
+        from offline.backtest.baseline import run_baseline
 
         assert online.features is not None
         train_y, known_at = known_labels(history, rule, online.label_horizon_s)
@@ -342,7 +342,7 @@ def evaluate(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     if args.scores_out:
         write_scores(args.scores_out, history, online)
     if args.report:
-        from stream.report import ReportRun, write_report
+        from offline.backtest.report import ReportRun, write_report
 
         report_runs = [
             ReportRun(r["name"], y, r["scores"], r["alert"], t, accounts, r["summary"], r["daily"], r["top"])
@@ -469,8 +469,7 @@ def add_history_arguments(p: argparse.ArgumentParser) -> None:
 def _cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     if args.threshold is not None:
         settings = settings.replace(alert_threshold=args.threshold)
-    from models.errors import BaselineUnavailable, UnknownBaselineError
-    from stream.report import ReportUnavailable
+    from offline.errors import BaselineUnavailable, ReportUnavailable, UnknownBaselineError
 
     try:
         out = evaluate(args, settings)

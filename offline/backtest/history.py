@@ -3,7 +3,7 @@
 A bank's history rarely uses our field names, so a column map says which file column
 holds which schema field (``account_id=CUSTOMER_ID,amount=TX_AMOUNT,...``); fields a
 file lacks are simply absent. Every row goes through the same validation as a Kafka
-message (:func:`stream.validation.transaction_from_dict`), so a row the worker would
+message (:func:`stream.pipeline.validation.transaction_from_dict`), so a row the worker would
 dead-letter is rejected here with the same reason — and the run goes on.
 
 Two extra fields describe the truth: ``label`` (fraud 1/0, true/false; empty = unknown)
@@ -32,8 +32,9 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from features.transaction import SCHEMA_FIELDS, Transaction
-from stream.errors import HistoryError, InvalidEvent
-from stream.validation import Label, transaction_from_dict
+from offline.errors import HistoryError
+from stream.errors import InvalidEvent
+from stream.pipeline.validation import Label, transaction_from_dict
 
 #: Fields a column map may name: the Transaction schema plus the truth.
 MAPPABLE = (*SCHEMA_FIELDS, "label", "label_time")

@@ -93,7 +93,7 @@ import numpy as np
 import orjson
 
 from features.transaction import SCHEMA_FIELDS
-from stream.progress import Progress, format_count, format_duration, format_rate
+from offline.progress import Progress, format_count, format_duration, format_rate
 
 __all__ = [
     "DEFAULT_START",

@@ -24,7 +24,7 @@ from features.transaction import Transaction
 from models.detector import Detector, LabelOutcome, Scored
 from models.rules import fired_rules, rules_alert
 from models.scorer import FraudModel
-from stream.validation import Label
+from stream.pipeline.validation import Label
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,7 +3,7 @@
 Transactions go to the transactions topic and each label to the labels topic at its
 report time (``--label-delay`` after the transaction, or the file's ``label_time``) —
 the same label-arrival rule as ``kuntur evaluate``, from the same code
-(:func:`stream.history.events`), so a worker fed by a replay learns what the offline
+(:func:`offline.backtest.history.events`), so a worker fed by a replay learns what the offline
 backtest learns. ``--speed`` paces event time against the wall clock (``60`` = one
 event-hour per wall-minute) or sends as fast as the broker takes it (``max``).
 """
@@ -19,13 +19,13 @@ from typing import Any
 
 from config.settings import Settings
 from features.transaction import SCHEMA_FIELDS, Transaction
-from stream.alerts import iso
-from stream.errors import HistoryError
-from stream.evaluate import add_history_arguments
-from stream.history import History, LabelRule, events, label_rule, load_history, parse_columns, parse_duration
-from stream.progress import Progress
-from stream.simulate import SimEvent, produce
-from stream.validation import Label, parse_time
+from offline.backtest.evaluate import add_history_arguments
+from offline.backtest.history import History, LabelRule, events, label_rule, load_history, parse_columns, parse_duration
+from offline.errors import HistoryError
+from offline.progress import Progress
+from offline.simulator import SimEvent, produce
+from stream.pipeline.alerts import iso
+from stream.pipeline.validation import Label, parse_time
 
 
 def transaction_json(tx: Transaction) -> dict[str, Any]:
@@ -93,7 +93,7 @@ def parse_speed(text: str) -> float | None:
 
 
 def replay(args: argparse.Namespace, settings: Settings) -> dict[str, int]:
-    from stream.topics import ensure_topics
+    from stream.kafka.admin import ensure_topics
 
     speed = parse_speed(args.speed)
     show = not args.no_progress
