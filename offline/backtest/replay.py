@@ -19,7 +19,7 @@ from typing import Any
 
 from config.settings import Settings
 from features.transaction import SCHEMA_FIELDS, Transaction
-from offline.backtest.evaluate import add_history_arguments
+from offline.backtest.cli_args import add_history_arguments
 from offline.backtest.history import History, LabelRule, events, label_rule, load_history, parse_columns, parse_duration
 from offline.errors import HistoryError
 from offline.progress import Progress
