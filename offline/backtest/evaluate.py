@@ -32,6 +32,7 @@ from features.account import AccountState
 from features.catalogue import FEATURE_NAMES
 from features.merchant import MerchantState
 from models.detector import Detector
+from offline.backtest.cli_args import add_history_arguments, budgets
 from offline.backtest.history import History, LabelRule, events, label_rule, load_history, parse_columns, parse_duration
 from offline.errors import HistoryError
 from offline.progress import Progress
@@ -423,7 +424,7 @@ def register(sub: Any) -> None:
     p.add_argument("--test-end", metavar="TIME", help="event time where counting stops (exclusive)")
     p.add_argument(
         "--budget",
-        type=_budgets,
+        type=budgets,
         default=[100],
         metavar="K[,K...]",
         help="accounts investigators review per day (100); more values after a comma are reported too",
@@ -442,28 +443,6 @@ def register(sub: Any) -> None:
     p.add_argument("--scores-out", metavar="PATH", help="write every transaction's score (CSV)")
     p.add_argument("--report", metavar="PATH", help="write a self-contained HTML report with plots")
     p.set_defaults(func=_cmd_evaluate)
-
-
-def _budgets(text: str) -> list[int]:
-    try:
-        values = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"budget {text!r}: use whole numbers like 100 or 100,25") from None
-    if not values or min(values) < 1:
-        raise argparse.ArgumentTypeError("budget: at least one whole number >= 1")
-    return values
-
-
-def add_history_arguments(p: argparse.ArgumentParser) -> None:
-    """Options shared by ``evaluate`` and ``replay``: how to read the file."""
-    p.add_argument(
-        "--columns",
-        metavar="MAP",
-        help="field=COLUMN pairs mapping the file to the schema, e.g. account_id=CUSTOMER_ID,amount=TX_AMOUNT,"
-        "timestamp=TX_DATETIME,label=TX_FRAUD (fields named like the schema are found without it)",
-    )
-    p.add_argument("--timezone", default="UTC", help="zone of timestamps written without one (default UTC)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 def _cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
