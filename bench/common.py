@@ -33,7 +33,8 @@ from typing import Any
 from config.settings import Settings, load_settings
 from offline.simulator import SimConfig, SimEvent, generate, produce
 from stream.dev.broker import EmbeddedBroker, free_port
-from stream.dev.demo import is_ready, scrape, worker_env
+from stream.dev.process import is_ready, worker_env
+from stream.dev.prom import scrape
 from stream.kafka.admin import ensure_topics
 
 ROOT = Path(__file__).resolve().parents[1]

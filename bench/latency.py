@@ -47,7 +47,7 @@ from bench.common import (
 from bench.throughput import CpuMeter, start_passthrough
 from config.settings import Settings
 from offline.simulator import SimConfig, generate, produce
-from stream.dev.demo import histogram_quantile
+from stream.dev.prom import histogram_quantile
 from stream.kafka.admin import ensure_topics
 
 QUANTILES = (0.5, 0.95, 0.99)

@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,11 +22,12 @@ from typing import Any
 
 import orjson
 from confluent_kafka import Producer
-from prometheus_client.parser import text_string_to_metric_families
 
 from config.settings import Settings
 from offline.simulator import SimConfig, SimEvent, generate, produce
 from stream.dev.broker import EmbeddedBroker, free_port
+from stream.dev.process import is_ready, worker_env
+from stream.dev.prom import histogram_quantile, scrape
 from stream.kafka.admin import ensure_topics
 from stream.kafka.reader import topic_reader
 
@@ -93,66 +92,6 @@ class AlertCollector(threading.Thread):
             if msg is not None and not msg.error():
                 self.alerted.add(orjson.loads(msg.value())["transaction_id"])
         self._consumer.close()
-
-
-def scrape(url: str) -> dict[str, Any]:
-    """Counters, gauges and latency buckets from a worker's /metrics (empty dict if down)."""
-    try:
-        with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 - loopback URL we built
-            text = resp.read().decode()
-    except OSError:
-        return {}
-    out: dict[str, Any] = {"buckets": [], "labels": 0.0, "dead_letters": 0.0, "alerts": 0.0}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            name, value = sample.name, sample.value
-            if name == "kuntur_scoring_latency_seconds_bucket":
-                out["buckets"].append((float(sample.labels["le"]), value))
-            elif name == "kuntur_labels_total":
-                out["labels"] += value
-            elif name == "kuntur_dead_letters_total":
-                out["dead_letters"] += value
-            elif name == "kuntur_alerts_total":
-                out["alerts"] += value
-            elif name == "kuntur_model_info":
-                out["model_version"] = sample.labels["version"]
-            elif not sample.labels:
-                out[name] = value
-    return out
-
-
-def histogram_quantile(q: float, buckets: list[tuple[float, float]]) -> float | None:
-    """Prometheus' histogram_quantile on cumulative buckets (le, count): linear within a bucket."""
-    buckets = sorted(buckets)
-    if not buckets or buckets[-1][1] == 0:
-        return None
-    rank = q * buckets[-1][1]
-    prev_le, prev_count = 0.0, 0.0
-    for le, count in buckets:
-        if count >= rank:
-            if le == float("inf"):
-                return prev_le
-            width = count - prev_count
-            return prev_le + (le - prev_le) * ((rank - prev_count) / width if width else 0.0)
-        prev_le, prev_count = le, count
-    return prev_le
-
-
-def is_ready(base_url: str) -> bool:
-    """True once the worker's /ready answers 200 (partitions assigned, tables recovered)."""
-    try:
-        with urllib.request.urlopen(f"{base_url}/ready", timeout=2) as resp:  # noqa: S310 - loopback URL
-            return bool(resp.status == 200)
-    except OSError:
-        return False
-
-
-def worker_env(settings: Settings) -> dict[str, str]:
-    env = dict(os.environ)
-    for key, value in settings.as_dict().items():
-        if key != "kafka_sasl_password":
-            env[f"KUNTUR_{key.upper()}"] = str(value)
-    return env
 
 
 def run_demo(args: argparse.Namespace, base: Settings) -> int:

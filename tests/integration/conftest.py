@@ -23,7 +23,8 @@ from confluent_kafka import Producer
 
 from config.settings import Settings, load_settings
 from stream.dev.broker import EmbeddedBroker, free_port
-from stream.dev.demo import is_ready, scrape, worker_env
+from stream.dev.process import is_ready, worker_env
+from stream.dev.prom import scrape
 from stream.kafka.admin import ensure_topics
 from stream.kafka.reader import topic_reader
 
