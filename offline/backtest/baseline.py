@@ -1,18 +1,19 @@
 """The batch baseline of the original plan: a tree ensemble retrained offline on a schedule.
 
 Before Kuntur, the plan was a scikit-learn RandomForest (or XGBoost) retrained every week
-on the last few weeks of labelled history, with class weights or SMOTE for the imbalance
-and a small grid search. :func:`run_baseline` replays that plan *prequentially* on the
-feature vectors the streaming pipeline computed, under the online model's label-arrival
-rule, so ``kuntur evaluate`` can put both in one table:
+on the last few weeks of labelled history, with class weights or SMOTE (imbalanced-learn's)
+for the imbalance and a small grid search. :func:`run_baseline` replays that plan
+*prequentially* on the feature vectors the streaming pipeline computed, under the online
+model's label-arrival rule, so ``kuntur evaluate`` can put both in one table:
 
 * retrain points ``T = ts[0] + every, ts[0] + 2 * every, ...``;
 * the model trained at ``T`` sees rows with ``T - window <= ts < T`` whose label is known
   by ``T`` (``known_at <= T``) — never a label from the future;
 * it scores rows with ``T <= ts < T_next``; rows before the first model score 0.0.
 
-scikit-learn (and xgboost) are optional (``pip install 'kuntur[eval]'``): they are imported
-only when a baseline runs, and their absence raises :class:`BaselineUnavailable`.
+scikit-learn, imbalanced-learn (and xgboost) are optional (``pip install 'kuntur[eval]'``):
+they are imported only when a baseline runs, and their absence raises
+:class:`BaselineUnavailable`.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import numpy as np
 from offline.backtest.metrics import average_precision
 from offline.errors import BaselineUnavailable, UnknownBaselineError
 
-__all__ = ["BASELINES", "BaselineResult", "require_baseline", "run_baseline", "smote_oversample"]
+__all__ = ["BASELINES", "BaselineResult", "require_baseline", "require_smote", "run_baseline", "smote_oversample"]
 
 BASELINES = ("random-forest", "xgboost")
 
@@ -107,36 +108,46 @@ def require_baseline(kind: str) -> None:
     _classifier_factory(kind, 1, 1, 0)
 
 
+def require_smote() -> None:
+    """Fail fast — at argument parsing, before a long streaming run — if SMOTE cannot run.
+
+    Raises :class:`BaselineUnavailable` when imbalanced-learn is not installed.
+    """
+    try:
+        import imblearn.over_sampling  # noqa: F401
+    except ImportError as exc:
+        raise BaselineUnavailable(f"--smote needs imbalanced-learn: {_EVAL_EXTRA}") from exc
+
+
 def smote_oversample(
     X: np.ndarray, y: np.ndarray, rng: np.random.Generator, ratio: float = 1.0, k: int = 5, n_jobs: int = -1
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Synthetic Minority Over-sampling (Chawla et al., 2002) without the imbalanced-learn dependency.
+    """Synthetic Minority Over-sampling (Chawla et al., 2002), by imbalanced-learn's ``SMOTE``.
 
     Adds synthetic frauds until frauds / genuine = ``ratio``: each one lies at a random point
     on the segment between a real fraud and one of its ``k`` nearest fraud neighbours.
-    Neighbours are searched on standardised columns, so a large-valued feature (an amount)
-    does not decide alone who is near whom. Returns the training set with the synthetic rows
-    appended; unchanged if there are fewer than two frauds or already enough.
+    Neighbours are searched on standardised columns (SMOTE runs on ``X / scale`` and the
+    synthetic rows are scaled back), so a large-valued feature (an amount) does not decide
+    alone who is near whom. Returns the training set with the synthetic rows appended;
+    unchanged if there are fewer than two frauds or already enough.
     """
     try:
+        from imblearn.over_sampling import SMOTE
         from sklearn.neighbors import NearestNeighbors
     except ImportError as exc:
-        raise BaselineUnavailable(f"SMOTE needs scikit-learn: {_EVAL_EXTRA}") from exc
+        raise BaselineUnavailable(f"SMOTE needs imbalanced-learn and scikit-learn: {_EVAL_EXTRA}") from exc
     pos = X[y]
     m = len(pos)
     n_new = int(ratio * (len(y) - m)) - m
     if m < 2 or n_new <= 0:
         return X, y
-    kk = min(k, m - 1)
     scale = pos.std(axis=0)
     scale[scale == 0] = 1.0
-    nn = NearestNeighbors(n_neighbors=kk + 1, n_jobs=n_jobs).fit(pos / scale)
-    neighbours = nn.kneighbors(pos / scale, return_distance=False)[:, 1:]
-    base = rng.integers(0, m, n_new)
-    other = neighbours[base, rng.integers(0, kk, n_new)]
-    gap = rng.random((n_new, 1), dtype=np.float32)
-    synthetic = (pos[base] + gap * (pos[other] - pos[base])).astype(X.dtype, copy=False)
-    return np.vstack([X, synthetic]), np.concatenate([y, np.ones(n_new, dtype=bool)])
+    neighbours = NearestNeighbors(n_neighbors=min(k, m - 1) + 1, n_jobs=n_jobs)
+    smote = SMOTE(sampling_strategy=ratio, k_neighbors=neighbours, random_state=int(rng.integers(2**31 - 1)))
+    resampled, _ = smote.fit_resample(X / scale, y)
+    synthetic = (resampled[len(X) :] * scale).astype(X.dtype, copy=False)
+    return np.vstack([X, synthetic]), np.concatenate([y, np.ones(len(synthetic), dtype=bool)])
 
 
 def _fit(

@@ -1,16 +1,21 @@
-"""Offline quality metrics of a fraud scorer, in plain numpy (no scikit-learn at runtime).
+"""Offline quality metrics of a fraud scorer: scikit-learn's, plus the alert-budget ones it lacks.
 
 ``kuntur evaluate`` scores ~1M transactions per run and reports them for the streaming model
-and each batch baseline side by side, so every metric here is vectorised and defined once:
+and each batch baseline side by side, so every metric is defined once, here:
 
-* :func:`roc_auc` — the Mann-Whitney statistic with average ranks for ties.
-* :func:`average_precision` — scikit-learn's ``average_precision_score``: the step-wise
-  area under the precision-recall curve, one step per distinct score (ties share a step).
+* :func:`roc_auc` and :func:`average_precision` — scikit-learn's ``roc_auc_score`` and
+  ``average_precision_score`` (ties share a step), NaN where a class is missing instead of
+  an exception or a warning.
+* :func:`curve_points` — scikit-learn's ``precision_recall_curve`` / ``roc_curve``, thinned
+  to a plot-sized number of points.
 * :func:`threshold_metrics` — precision/recall/F1 of the alert decision (threshold *or*
   forced by a rule, so it takes the boolean alerts, not a threshold).
 * :func:`daily_precision_at_k` — the alert-budget metric investigators live by ("card
   precision top-k" of the Fraud Detection Handbook): each day, the share of fraudulent
   accounts among the k accounts with the highest score that day.
+
+scikit-learn is part of the ``eval`` extra; the worker's live gauges (``models/quality.py``)
+do not use this module.
 
 >>> import numpy as np
 >>> y = np.array([False, False, True, True])
@@ -21,10 +26,16 @@ and each batch baseline side by side, so every metric here is vectorised and def
 
 from __future__ import annotations
 
-from datetime import date, timedelta
 from typing import Any, Literal
 
 import numpy as np
+
+from offline.timefmt import day_iso
+
+try:
+    from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score, roc_curve
+except ImportError as exc:  # pragma: no cover - the eval extra is missing
+    raise ImportError("offline metrics need scikit-learn: pip install 'kuntur[eval]'") from exc
 
 __all__ = [
     "alerts_per_day",
@@ -37,11 +48,6 @@ __all__ = [
 ]
 
 _DAY_S = 86400
-_EPOCH = date(1970, 1, 1)
-
-
-def _day_iso(day: int) -> str:
-    return (_EPOCH + timedelta(days=int(day))).isoformat()
 
 
 def _as_bool(y: Any) -> np.ndarray:
@@ -60,66 +66,27 @@ def _as_scores(s: Any) -> np.ndarray:
     return sf
 
 
-def _average_ranks(s: np.ndarray) -> np.ndarray:
-    """1-based ranks of ``s`` in ascending order; tied values share their mean rank."""
-    order = np.argsort(s)
-    sorted_s = s[order]
-    n = len(s)
-    new_group = np.empty(n, dtype=bool)
-    if n:
-        new_group[0] = True
-        np.not_equal(sorted_s[1:], sorted_s[:-1], out=new_group[1:])
-    starts = np.flatnonzero(new_group)
-    ends = np.append(starts[1:], n)
-    group_rank = (starts + ends + 1) / 2.0
-    ranks = np.empty(n, dtype=np.float64)
-    ranks[order] = np.repeat(group_rank, ends - starts)
-    return ranks
-
-
 def roc_auc(y: Any, s: Any) -> float:
     """Area under the ROC curve: P(score of a fraud > score of a genuine), ties count half.
 
     NaN when only one class is present (the area is undefined).
     """
     yb, sf = _as_bool(y), _as_scores(s)
-    n_pos = int(np.count_nonzero(yb))
-    n_neg = len(yb) - n_pos
-    if n_pos == 0 or n_neg == 0:
+    if yb.all() or not yb.any():
         return float("nan")
-    rank_sum = float(_average_ranks(sf)[yb].sum())
-    return (rank_sum - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg)
-
-
-def _descending_steps(y: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Cumulative true and false positives at each distinct score, highest score first.
-
-    Returns ``(tps, fps, thresholds)``: alerting on ``score >= thresholds[i]`` yields
-    ``tps[i]`` true and ``fps[i]`` false positives (scikit-learn's ``_binary_clf_curve``).
-    """
-    order = np.argsort(-s)
-    s_sorted = s[order]
-    y_sorted = y[order]
-    last_of_value = np.flatnonzero(np.diff(s_sorted)) if len(s_sorted) else np.empty(0, dtype=np.int64)
-    ends = np.append(last_of_value, len(s_sorted) - 1) if len(s_sorted) else last_of_value
-    tps = np.cumsum(y_sorted, dtype=np.int64)[ends]
-    fps = ends + 1 - tps
-    return tps, fps, s_sorted[ends]
+    return float(roc_auc_score(yb, sf))
 
 
 def average_precision(y: Any, s: Any) -> float:
-    """Average precision as scikit-learn defines it: ``sum_n (R_n - R_{n-1}) * P_n`` over the
-    distinct scores from highest to lowest (no interpolation; tied scores form one step).
+    """Average precision: ``sum_n (R_n - R_{n-1}) * P_n`` over the distinct scores from highest
+    to lowest (no interpolation; tied scores form one step).
 
     NaN when there is no fraud (recall is undefined).
     """
     yb, sf = _as_bool(y), _as_scores(s)
     if not yb.any():
         return float("nan")
-    tps, fps, _ = _descending_steps(yb, sf)
-    precision = tps / (tps + fps)
-    recall = tps / tps[-1]
-    return float(np.sum(np.diff(recall, prepend=0.0) * precision))
+    return float(average_precision_score(yb, sf))
 
 
 def threshold_metrics(y: Any, alert: Any) -> dict[str, float | int]:
@@ -213,7 +180,7 @@ def daily_precision_at_k(day: Any, account: Any, y: Any, s: Any, k: int) -> tupl
     precision = hits / kk
 
     rows = [
-        {"day": _day_iso(dd), "precision": float(p), "accounts": int(n), "frauds": int(f), "hits": float(h)}
+        {"day": day_iso(dd), "precision": float(p), "accounts": int(n), "frauds": int(f), "hits": float(h)}
         for dd, p, n, f, h in zip(days, precision, accounts, frauds, hits, strict=True)
     ]
     return rows, float(precision.mean())
@@ -228,7 +195,7 @@ def alerts_per_day(day: Any, alert: Any) -> list[dict[str, Any]]:
     days, idx, counts = np.unique(d, return_inverse=True, return_counts=True)
     alerts = np.bincount(idx, weights=ab, minlength=len(days))
     return [
-        {"day": _day_iso(dd), "alerts": int(n_a), "transactions": int(n)}
+        {"day": day_iso(dd), "alerts": int(n_a), "transactions": int(n)}
         for dd, n_a, n in zip(days, alerts, counts, strict=True)
     ]
 
@@ -249,9 +216,9 @@ def curve_points(
 ) -> tuple[np.ndarray, np.ndarray]:
     """A plot-sized precision-recall (``"pr"``: recall, precision) or ROC (``"roc"``: FPR, TPR) curve.
 
-    One point per distinct score (as scikit-learn's curves), thinned to at most
-    ``max_points`` evenly along the curve. The PR curve starts at (0, 1) and the ROC curve at
-    (0, 0), as scikit-learn draws them. Empty arrays when the curve is undefined (a class
+    scikit-learn's curves (one point per distinct score), thinned to at most
+    ``max_points`` evenly along the curve. The PR curve runs from (0, 1) towards full recall
+    and the ROC curve from (0, 0). Empty arrays when the curve is undefined (a class
     is absent: no fraud for PR, one class for ROC).
     """
     if kind not in ("pr", "roc"):
@@ -264,13 +231,11 @@ def curve_points(
     empty = np.empty(0, dtype=np.float64)
     if n_pos == 0 or (kind == "roc" and n_neg == 0):
         return empty, empty
-    tps, fps, _ = _descending_steps(yb, sf)
     if kind == "pr":
-        x = np.concatenate(([0.0], tps / n_pos))
-        yy = np.concatenate(([1.0], tps / (tps + fps)))
+        precision, recall, _ = precision_recall_curve(yb, sf)
+        x, yy = recall[::-1], precision[::-1]
     else:
-        x = np.concatenate(([0.0], fps / n_neg))
-        yy = np.concatenate(([0.0], tps / n_pos))
+        x, yy, _ = roc_curve(yb, sf, drop_intermediate=False)
     return _downsample(x, yy, max_points)
 
 
