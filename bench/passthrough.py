@@ -1,6 +1,7 @@
 """The ceiling: a Faust agent that reads each transaction and writes it to another topic.
 
-Same Faust, same consumer/producer tuning as the Kuntur worker (``stream.tuning.app_options``),
+Same Faust, same consumer/producer tuning as the Kuntur worker (``stream.batching.app_options``,
+``stream.faust_patches``),
 no validation, no state, no model: what one worker process can move at all on this
 broker. Run by the throughput benchmark as a child process::
 
@@ -20,13 +21,15 @@ from typing import Any
 import faust
 
 from config.settings import load_settings
-from stream.tuning import app_options
+from stream import faust_patches
+from stream.batching import app_options
 
 
 def build_app(bootstrap: str, app_id: str, source: str, sink: str, web_port: int, fetch_max_wait_ms: int) -> faust.App:
     settings = load_settings(
         overrides={"kafka_bootstrap": bootstrap, "app_id": app_id, "consumer_fetch_max_wait_ms": fetch_max_wait_ms}
     )
+    faust_patches.install(settings.consumer_fetch_max_wait_ms)
     app = faust.App(
         app_id,
         **app_options(settings),

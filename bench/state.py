@@ -1,7 +1,7 @@
 """State size: encoded bytes per account and per merchant, and worker RSS with 1M accounts.
 
 Sizes: the simulator's traffic runs through the worker's own core steps
-(``Pipeline.account`` / ``Pipeline.merchant``, in-process, no broker); the table values
+(the account and merchant stages, in-process, no broker); the table values
 are the encoded states, so their lengths are exactly what the tables and changelogs hold.
 
 RSS: a child process imports everything a worker imports and builds a fresh detector
@@ -38,6 +38,8 @@ KIB = 1024
 def simulated_states(size: Size) -> tuple[dict[str, bytes], dict[str, bytes], float]:
     """Account and merchant table contents after the simulator's traffic; seconds taken."""
     from config.settings import load_settings
+    from features.account import AccountState
+    from features.merchant import MerchantState
     from offline.simulator import SimConfig, generate
     from stream.pipeline.stages import Pipeline
     from stream.pipeline.validation import parse_transaction
@@ -54,11 +56,17 @@ def simulated_states(size: Size) -> tuple[dict[str, bytes], dict[str, bytes], fl
         if ev.kind != "transaction":
             continue
         tx = parse_transaction(orjson.dumps(ev.value))
-        state, _ = pipeline.account(accounts.get(tx.account_id), tx)
-        if state is not None:
-            accounts[tx.account_id] = state
+        # as the worker's tables do: decode, run the stage, store the encoded state
+        raw = accounts.get(tx.account_id)
+        step = pipeline.account.on_transaction(AccountState.from_bytes(raw) if raw else None, tx)
+        if step.state is None or step.emit is None:
+            continue
+        accounts[tx.account_id] = step.state.to_bytes()
         if tx.merchant_id:
-            merchants[tx.merchant_id], _ = pipeline.merchant(merchants.get(tx.merchant_id), tx)
+            raw = merchants.get(tx.merchant_id)
+            mstate, _ = pipeline.merchant.on_transaction(MerchantState.from_bytes(raw) if raw else None, step.emit)
+            assert mstate is not None
+            merchants[tx.merchant_id] = mstate.to_bytes()
     return accounts, merchants, time.perf_counter() - began
 
 

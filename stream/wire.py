@@ -3,77 +3,116 @@
 Internal topics carry *batches*: one Kafka message holds every entry a stage sends to
 one partition of the next stage, so a transaction costs a fraction of a message on each
 internal hop instead of one message each (Faust's per-message cost dominates a
-pipeline's CPU). An entry carries the validated transaction as a positional list plus
-the feature vector so far, in catalogue order: smaller and faster than re-validating
-JSON.
+pipeline's CPU). Entries are the stages' emits (:mod:`stream.pipeline.emits`) as JSON
+objects whose fields are named: a field added to :class:`~features.transaction.Transaction`
+or to an entry cannot shift another. Feature vectors travel as lists in catalogue order
+(one definition, :mod:`features.catalogue`).
 
-Entries on ``<app>-by-merchant-v2`` (sent to the merchant's partition, or to the
+Entries on ``<app>-by-merchant-v3`` (sent to the merchant's partition, or to the
 account's own partition for a transaction without a merchant):
 
-* ``["t", tx, features, produced_at, partition]``: a transaction with its account
-  features; ``partition`` is the transactions partition it came from, where the scoring
-  stage (co-partitioned with the labels topic) must see it;
-* ``["f", merchant_id, event_ts]``: a confirmed fraud at the merchant.
+* :class:`MerchantEntry` ``{"k": "tx", "tx": {...}, "values": [...], "produced_at", "partition"}``:
+  a transaction with its account features; ``partition`` is the transactions partition
+  it came from, where the score stage (co-partitioned with the labels topic) must see it;
+* :class:`FraudEntry` ``{"k": "fraud", "merchant_id", "event_ts"}``: a confirmed fraud at the merchant.
 
-Entries on ``<app>-to-score-v2`` (sent to the transaction's own partition):
-``[tx, features, produced_at]``.
+Entries on ``<app>-to-score-v3`` (sent to the transaction's own partition):
+:class:`ScoreEntry` ``{"tx": {...}, "values": [...], "produced_at"}``.
 
-The ``-v2`` suffix changes whenever this format does, so old messages are never misread.
+The ``-v3`` suffix changes whenever this format does, so old messages are never misread.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from typing import Any
 
 import orjson
 from aiokafka.partitioner import murmur2
 
 from features.transaction import Transaction
+from stream.pipeline.emits import MerchantFraud, ToMerchant, ToScore
 
+#: The Transaction fields an entry carries (by name); ``extra`` (unknown JSON fields) stays behind.
 TX_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Transaction) if f.name != "extra")
 
 #: Suffix of the internal topics' names; bump it when the entry format changes.
-WIRE_VERSION = "v2"
+WIRE_VERSION = "v3"
 
 #: Upper bound of one internal message (Kafka's default max message size is ~1 MB).
 MAX_MESSAGE_BYTES = 512 * 1024
 
 
-def tx_to_list(tx: Transaction) -> list[Any]:
-    return [getattr(tx, name) for name in TX_FIELDS]
+def tx_to_dict(tx: Transaction) -> dict[str, Any]:
+    return {name: getattr(tx, name) for name in TX_FIELDS}
 
 
-def tx_from_list(values: Sequence[Any]) -> Transaction:
-    return Transaction(*values)
+def tx_from_dict(values: dict[str, Any]) -> Transaction:
+    return Transaction(**values)
 
 
-def merchant_entry(tx: Transaction, values: list[float], produced_at: float, partition: int) -> list[Any]:
-    """A transaction on its way to the merchant stage, with its account features."""
-    return ["t", tx_to_list(tx), values, produced_at, partition]
+@dataclass(frozen=True, slots=True)
+class MerchantEntry:
+    """An account stage's :class:`~stream.pipeline.emits.ToMerchant`, with its envelope."""
+
+    emit: ToMerchant
+    produced_at: float
+    partition: int
+
+    def encode(self) -> dict[str, Any]:
+        return {
+            "k": "tx",
+            "tx": tx_to_dict(self.emit.tx),
+            "values": self.emit.values,
+            "produced_at": self.produced_at,
+            "partition": self.partition,
+        }
 
 
-def fraud_entry(merchant_id: str, event_ts: float) -> list[Any]:
-    """A confirmed fraud at a merchant, for the merchant's fraud rate."""
-    return ["f", merchant_id, event_ts]
+@dataclass(frozen=True, slots=True)
+class FraudEntry:
+    """A :class:`~stream.pipeline.emits.MerchantFraud` on its way to the merchant's partition."""
+
+    emit: MerchantFraud
+
+    def encode(self) -> dict[str, Any]:
+        return {"k": "fraud", "merchant_id": self.emit.merchant_id, "event_ts": self.emit.event_ts}
 
 
-def score_entry(tx: list[Any], values: list[float], produced_at: float) -> list[Any]:
-    """A transaction with its full feature vector (or all but the merchant part), for scoring."""
-    return [tx, values, produced_at]
+@dataclass(frozen=True, slots=True)
+class ScoreEntry:
+    """A merchant stage's :class:`~stream.pipeline.emits.ToScore`, with its envelope."""
+
+    emit: ToScore
+    produced_at: float
+
+    def encode(self) -> dict[str, Any]:
+        return {"tx": tx_to_dict(self.emit.tx), "values": self.emit.values, "produced_at": self.produced_at}
 
 
-def encode_batch(entries: Sequence[Any]) -> bytes:
-    return orjson.dumps(entries)
+def decode_merchant_entries(raw: bytes) -> list[MerchantEntry | FraudEntry]:
+    out: list[MerchantEntry | FraudEntry] = []
+    for e in orjson.loads(raw):
+        if e["k"] == "fraud":
+            out.append(FraudEntry(MerchantFraud(e["merchant_id"], e["event_ts"])))
+        else:
+            emit = ToMerchant(tx_from_dict(e["tx"]), e["values"])
+            out.append(MerchantEntry(emit, e["produced_at"], e["partition"]))
+    return out
 
 
-def decode_batch(raw: bytes) -> list[Any]:
-    entries: list[Any] = orjson.loads(raw)
-    return entries
+def decode_score_entries(raw: bytes) -> list[ScoreEntry]:
+    return [ScoreEntry(ToScore(tx_from_dict(e["tx"]), e["values"]), e["produced_at"]) for e in orjson.loads(raw)]
 
 
-def split_encoded(entries: Sequence[Any], limit: int = MAX_MESSAGE_BYTES) -> list[bytes]:
+def encode_batch(entries: Sequence[MerchantEntry | FraudEntry | ScoreEntry]) -> bytes:
+    return orjson.dumps([e.encode() for e in entries])
+
+
+def split_encoded(
+    entries: Sequence[MerchantEntry | FraudEntry | ScoreEntry], limit: int = MAX_MESSAGE_BYTES
+) -> list[bytes]:
     """``entries`` encoded as one message, or as several if one would exceed ``limit`` bytes."""
     raw = encode_batch(entries)
     if len(raw) <= limit or len(entries) < 2:
@@ -99,7 +138,7 @@ class Partitioner:
         self._cache: dict[str, int] = {}
 
     def __call__(self, key: bytes) -> int:
-        return (murmur2(key) & 0x7FFFFFFF) % self.partitions
+        return int((murmur2(key) & 0x7FFFFFFF) % self.partitions)
 
     def of(self, key: str) -> int:
         """Partition of a string key (cached: merchants recur)."""
@@ -119,12 +158,15 @@ class Outbox:
     def __init__(self) -> None:
         self.entries: dict[int, list[Any]] = {}
 
-    def add(self, partition: int, entry: Any) -> None:
+    def add(self, partition: int, entry: MerchantEntry | FraudEntry | ScoreEntry) -> None:
         bucket = self.entries.get(partition)
         if bucket is None:
             self.entries[partition] = [entry]
         else:
             bucket.append(entry)
+
+    def __bool__(self) -> bool:
+        return bool(self.entries)
 
     def messages(self) -> list[tuple[int, bytes]]:
         """(partition, encoded batch) pairs, ready to send."""

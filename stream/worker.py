@@ -14,12 +14,12 @@ from config.settings import Settings
 from features.catalogue import FEATURE_NAMES
 from models.checkpoint import load_checkpoint
 from models.detector import Detector
-from models.scorer import FraudModel
+from stream import faust_patches
 from stream.app import Kuntur, create_app
 from stream.kafka.admin import ensure_topics
 from stream.logs import configure_logging
 from stream.metrics import Metrics
-from stream.pipeline.stages import Pipeline
+from stream.pipeline.stages import Pipeline, new_detector
 
 log = logging.getLogger("kuntur")
 
@@ -37,16 +37,11 @@ def restore_detector(settings: Settings) -> Detector:
             "restored model %s (%d examples seen) from %s", detector.model.version, detector.model.examples_seen, path
         )
         return detector
-    return Detector(
-        FraudModel(settings.model, feature_names=FEATURE_NAMES),
-        threshold=settings.alert_threshold,
-        label_horizon_s=settings.label_horizon_s,
-        pending_capacity=settings.pending_capacity,
-        warmup_genuine=settings.warmup_genuine,
-    )
+    return new_detector(settings)
 
 
 def build_worker(settings: Settings) -> Kuntur:
+    faust_patches.install(settings.consumer_fetch_max_wait_ms)
     partitions = ensure_topics(settings)
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
     detector = restore_detector(settings)

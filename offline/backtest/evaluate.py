@@ -1,7 +1,7 @@
 """``kuntur evaluate``: a prequential backtest of the streaming detector on a labelled history.
 
-The run drives the worker's own code in-process — :class:`stream.pipeline.stages.Pipeline` with the
-same account/merchant state steps, the same model, rules and label join — over the file
+The run drives the worker's own stages in process — :class:`stream.pipeline.runner.Runner`
+routes the same emits the Faust agents route through topics — over the file
 in event-time order. Each transaction is scored first; its label teaches the model only
 when it would have arrived (``--label-delay`` or the file's ``label_time``). Metrics
 count transactions inside ``--test-start``/``--test-end``; everything before streams
@@ -28,14 +28,13 @@ import numpy as np
 import orjson
 
 from config.settings import Settings
-from features.account import AccountState
 from features.catalogue import FEATURE_NAMES
-from features.merchant import MerchantState
 from models.detector import Detector
 from offline.backtest.cli_args import add_history_arguments, budgets
 from offline.backtest.history import History, LabelRule, events, label_rule, load_history, parse_columns, parse_duration
 from offline.errors import HistoryError
 from offline.progress import Progress
+from stream.pipeline.runner import Runner
 from stream.pipeline.stages import Pipeline, new_detector
 from stream.pipeline.validation import parse_time
 
@@ -91,52 +90,23 @@ def run_online(
 ) -> OnlineRun:
     """Stream the history through a fresh :class:`Pipeline`, exactly as the worker's agents do."""
     horizon = label_horizon(settings, rule)
-    pipeline = Pipeline(settings, new_detector(settings, label_horizon_s=horizon))
+    run = Runner(Pipeline(settings, new_detector(settings, label_horizon_s=horizon)))
     n = len(history)
     index = {tx.transaction_id: i for i, tx in enumerate(history.transactions)} if n else {}
     scores = np.full(n, np.nan)
     alerts = np.zeros(n, dtype=bool)
     features = np.zeros((n, len(FEATURE_NAMES)), dtype=np.float32) if keep_features else None
-    # states stay objects here; the worker's tables hold the same states encoded
-    accounts: dict[str, AccountState] = {}
-    merchants: dict[str, MerchantState] = {}
     reasons: Counter[str] = Counter()
-    duplicates = late = 0
-    no_merchant = pipeline.no_merchant_values()
-    account_step, merchant_step, score = pipeline.update_account, pipeline.update_merchant, pipeline.score
-    account_values = pipeline.account_values
-
-    def merchant_fraud(outcome: Any) -> None:
-        # the worker sends this to the merchant stage; in-process it applies at once
-        if outcome.is_fraud and outcome.merchant_id and outcome.event_ts is not None and outcome.reason != "duplicate":
-            merchants[outcome.merchant_id] = pipeline.record_merchant_fraud(
-                merchants.get(outcome.merchant_id), outcome.event_ts
-            )
-
-    i = step = 0
+    step = 0
     began, began_cpu = time.perf_counter(), time.process_time()
     for tx, label in events(history, rule):
         if tx is None:
             assert label is not None
-            outcome = pipeline.label(label)
-            if outcome is not None:
-                merchant_fraud(outcome)
+            run.label(label)
             continue
-        update = account_step(accounts.get(tx.account_id), tx)
+        verdict = run.transaction(tx)
         step += 1
-        if update.duplicate:
-            duplicates += 1
-        else:
-            late += update.late
-            accounts[tx.account_id] = update.state
-            values = account_values(update)
-            if tx.merchant_id:
-                mstate, mvalues = merchant_step(merchants.get(tx.merchant_id), tx)
-                merchants[tx.merchant_id] = mstate
-                values.extend(mvalues)
-            else:
-                values.extend(no_merchant)
-            verdict = score(tx, values)
+        if verdict is not None:
             i = index[tx.transaction_id]
             scores[i] = verdict.scored.score
             if verdict.alert:
@@ -144,16 +114,15 @@ def run_online(
                 for r in verdict.scored.reasons:
                     reasons[r.feature] += 1
             if features is not None:
-                features[i] = values
-            for outcome in verdict.labels:
-                merchant_fraud(outcome)
+                features[i] = list(verdict.features.values())
         if progress is not None and step == 2048:
             progress.update(step)
             step = 0
     seconds, cpu = time.perf_counter() - began, time.process_time() - began_cpu
     if progress is not None:
         progress.update(step)
-    return OnlineRun(scores, alerts, seconds, cpu, pipeline.detector, horizon, features, reasons, duplicates, late)
+    detector = run.pipeline.detector
+    return OnlineRun(scores, alerts, seconds, cpu, detector, horizon, features, reasons, run.duplicates, run.late)
 
 
 def known_labels(history: History, rule: LabelRule, horizon: float) -> tuple[np.ndarray, np.ndarray]:

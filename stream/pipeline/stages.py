@@ -1,17 +1,20 @@
-"""The per-event pipeline as plain synchronous steps — no Faust, no Kafka.
+"""The stages of the per-event pipeline — plain synchronous Python, no Faust, no Kafka.
 
-The Faust agents call these steps around their table reads/writes, and the offline
-evaluator calls the very same steps with in-memory dicts: one implementation.
-States cross this boundary as bytes (the table value format).
+Each stage takes an input and the state of the entity it owns and returns the new state
+and the records it wants emitted (:mod:`stream.pipeline.emits`), in the manner of
+Bytewax's ``StatefulLogic.on_item``. It never sends: the Faust agents route the emits
+to topics and tables, and :mod:`stream.pipeline.runner` routes the very same emits in
+process for ``kuntur evaluate`` and the tests. States are objects here; the worker's
+tables hold them encoded (``to_bytes``/``from_bytes``).
 """
 
 from __future__ import annotations
 
 import heapq
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from config.settings import Settings
-from features.account import ACCOUNT_FEATURES, AccountState, AccountUpdate, update_account
+from features.account import ACCOUNT_FEATURES, AccountState, update_account
 from features.catalogue import FEATURE_NAMES
 from features.merchant import (
     MERCHANT_FEATURES,
@@ -21,107 +24,112 @@ from features.merchant import (
     update_merchant,
 )
 from features.transaction import Transaction
-from models.detector import Detector, LabelOutcome, Scored
+from models.detector import Detector, LabelOutcome
 from models.rules import fired_rules, rules_alert
 from models.scorer import FraudModel
+from stream.pipeline.emits import MerchantFraud, ToMerchant, ToScore, Verdict, merchant_fraud
 from stream.pipeline.validation import Label
+
+__all__ = ["AccountStage", "AccountStep", "MerchantStage", "Pipeline", "ScoreStage", "new_detector"]
 
 
 @dataclass(frozen=True, slots=True)
-class Verdict:
-    """The outcome of scoring one transaction."""
+class AccountStep:
+    """What the account stage did with one transaction.
 
-    scored: Scored
-    rules: list[str]
-    features: dict[str, float]
-    #: labels whose report time the stream's event time has now reached (applied after scoring)
-    labels: list[LabelOutcome] = field(default_factory=list)
+    ``state`` is ``None`` for a duplicate (nothing to write, nothing emitted)."""
+
+    state: AccountState | None
+    emit: ToMerchant | None
+    late: bool = False
 
     @property
-    def alert(self) -> bool:
-        return self.scored.alert
+    def duplicate(self) -> bool:
+        return self.state is None
 
 
-class Pipeline:
-    """Account stage → merchant stage → scoring, plus label learning."""
+class AccountStage:
+    """Update the account's rolling state; emit the transaction with its account features."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._late = settings.late_tolerance_s
+        self._ttl = settings.state_ttl_s
+
+    def on_transaction(self, state: AccountState | None, tx: Transaction) -> AccountStep:
+        update = update_account(state, tx, late_tolerance_s=self._late, ttl_s=self._ttl)
+        if update.duplicate:
+            return AccountStep(None, None)
+        f = update.features
+        return AccountStep(update.state, ToMerchant(tx, [f[name] for name in ACCOUNT_FEATURES]), update.late)
+
+
+class MerchantStage:
+    """Update the merchant's rolling state (or its fraud count); emit the full feature vector."""
+
+    NO_MERCHANT_VALUES: tuple[float, ...] = tuple(NO_MERCHANT_FEATURES[name] for name in MERCHANT_FEATURES)
+
+    def __init__(self, settings: Settings) -> None:
+        self._late = settings.late_tolerance_s
+        self._ttl = settings.state_ttl_s
+
+    def on_transaction(self, state: MerchantState | None, msg: ToMerchant) -> tuple[MerchantState | None, ToScore]:
+        """The new merchant state (``None``: the transaction has no merchant) and the emit."""
+        tx = msg.tx
+        if not tx.merchant_id:
+            return None, ToScore(tx, [*msg.values, *self.NO_MERCHANT_VALUES])
+        update = update_merchant(state, tx, late_tolerance_s=self._late, ttl_s=self._ttl)
+        f = update.features
+        return update.state, ToScore(tx, [*msg.values, *(f[name] for name in MERCHANT_FEATURES)])
+
+    @staticmethod
+    def on_fraud(state: MerchantState | None, fraud: MerchantFraud) -> MerchantState:
+        return record_merchant_fraud(state, fraud.event_ts)
+
+
+class ScoreStage:
+    """Score with the model and rules; learn from labels joined on event time.
+
+    The only stage with state that is not per entity: the detector (model, transactions
+    awaiting labels) and the labels reported ahead of the scored stream.
+    """
 
     #: labels reported ahead of the scored stream wait at most this many at once (oldest applied first)
     MAX_DEFERRED = 100_000
 
-    def __init__(self, settings: Settings, detector: Detector) -> None:
-        self.settings = settings
+    def __init__(self, detector: Detector) -> None:
         self.detector = detector
-        self._late = settings.late_tolerance_s
-        self._ttl = settings.state_ttl_s
         self._deferred: list[tuple[float, int, Label]] = []
         self._seq = 0
 
-    # -- state steps on objects (the evaluator keeps states in memory as objects) ----------
-
-    def update_account(self, state: AccountState | None, tx: Transaction) -> AccountUpdate:
-        return update_account(state, tx, late_tolerance_s=self._late, ttl_s=self._ttl)
-
-    def update_merchant(self, state: MerchantState | None, tx: Transaction) -> tuple[MerchantState, list[float]]:
-        update = update_merchant(state, tx, late_tolerance_s=self._late, ttl_s=self._ttl)
-        f = update.features
-        return update.state, [f[name] for name in MERCHANT_FEATURES]
-
-    @staticmethod
-    def record_merchant_fraud(state: MerchantState | None, fraud_ts: float) -> MerchantState:
-        return record_merchant_fraud(state, fraud_ts)
-
-    # -- the same steps on table bytes (the worker's tables hold encoded states) ----------
-
-    def account(self, state: bytes | None, tx: Transaction) -> tuple[bytes | None, AccountUpdate]:
-        """Update the account's state; returns (new state bytes or None if unchanged, update)."""
-        update = self.update_account(AccountState.from_bytes(state) if state else None, tx)
-        if update.duplicate:
-            return None, update
-        return update.state.to_bytes(), update
-
-    @staticmethod
-    def account_values(update: AccountUpdate) -> list[float]:
-        f = update.features
-        return [f[name] for name in ACCOUNT_FEATURES]
-
-    def merchant(self, state: bytes | None, tx: Transaction) -> tuple[bytes, list[float]]:
-        new, values = self.update_merchant(MerchantState.from_bytes(state) if state else None, tx)
-        return new.to_bytes(), values
-
-    @staticmethod
-    def no_merchant_values() -> list[float]:
-        return [NO_MERCHANT_FEATURES[name] for name in MERCHANT_FEATURES]
-
-    @staticmethod
-    def merchant_fraud(state: bytes | None, fraud_ts: float) -> bytes:
-        return record_merchant_fraud(MerchantState.from_bytes(state) if state else None, fraud_ts).to_bytes()
-
-    def score(self, tx: Transaction, values: list[float]) -> Verdict:
+    def on_transaction(self, msg: ToScore) -> Verdict:
         """Score a transaction whose full feature vector (catalogue order) is known."""
+        tx = msg.tx
         released = self.release_labels(upto=tx.ts)
-        x = dict(zip(FEATURE_NAMES, values, strict=True))
+        x = dict(zip(FEATURE_NAMES, msg.values, strict=True))
         rules = fired_rules(x)
         scored = self.detector.score(
             tx.transaction_id, tx.account_id, tx.merchant_id, tx.ts, x, force_alert=rules_alert(rules)
         )
-        return Verdict(scored=scored, rules=rules, features=x, labels=released)
+        frauds = [f for f in map(merchant_fraud, released) if f is not None]
+        return Verdict(scored=scored, rules=rules, features=x, labels=released, frauds=frauds)
 
-    def label(self, label: Label) -> LabelOutcome | None:
+    def on_label(self, label: Label) -> tuple[LabelOutcome | None, MerchantFraud | None]:
         """Apply a label once the scored stream's event time has reached its report time.
 
         Labels and transactions travel on different topics, so in a replay (or a backlog)
         a label can overtake the transaction it is about. Joining on event time makes the
         worker learn exactly what the offline evaluator learns: nothing before it was
         reported, and a report that came within the horizon teaches "fraud" even if the
-        stream is already past the horizon. Returns ``None`` when the label is deferred.
+        stream is already past the horizon. The outcome is ``None`` when the label is deferred.
         """
         if label.reported_at > self.detector.watermark:
             self._seq += 1
             heapq.heappush(self._deferred, (label.reported_at, self._seq, label))
             if len(self._deferred) <= self.MAX_DEFERRED:
-                return None
+                return None, None
             label = heapq.heappop(self._deferred)[2]
-        return self.detector.on_label(label.transaction_id, label.is_fraud)
+        outcome = self.detector.on_label(label.transaction_id, label.is_fraud)
+        return outcome, merchant_fraud(outcome)
 
     def release_labels(self, upto: float) -> list[LabelOutcome]:
         """Apply deferred labels reported at or before ``upto``, each at its own event time:
@@ -136,6 +144,20 @@ class Pipeline:
     @property
     def deferred_labels(self) -> int:
         return len(self._deferred)
+
+
+class Pipeline:
+    """The three stages of one detector, built from one settings object."""
+
+    def __init__(self, settings: Settings, detector: Detector) -> None:
+        self.settings = settings
+        self.account = AccountStage(settings)
+        self.merchant = MerchantStage(settings)
+        self.score = ScoreStage(detector)
+
+    @property
+    def detector(self) -> Detector:
+        return self.score.detector
 
 
 def new_detector(settings: Settings, label_horizon_s: float | None = None) -> Detector:

@@ -1,28 +1,13 @@
-"""Bench helpers and the internal wire format: pure, no broker, no timings asserted."""
+"""Bench helpers: pure, no broker, no timings asserted."""
 
 from __future__ import annotations
 
 import numpy as np
-import orjson
-from aiokafka.partitioner import DefaultPartitioner
 
 from bench.common import Progress, Size, table
 from bench.latency import summarise
 from bench.profile import analyse
 from stream.pipeline.validation import parse_transaction
-from stream.wire import (
-    MAX_MESSAGE_BYTES,
-    Outbox,
-    Partitioner,
-    decode_batch,
-    encode_batch,
-    fraud_entry,
-    merchant_entry,
-    score_entry,
-    split_encoded,
-    tx_from_list,
-    tx_to_list,
-)
 
 TX = parse_transaction(
     b'{"transaction_id":"t1","account_id":"a1","amount":12.5,"timestamp":"2026-03-01T10:00:00-05:00",'
@@ -82,35 +67,3 @@ def test_profile_analysis_reads_pstats(tmp_path):
     out = analyse(path, scored=5, top=5)
     assert out["scored"] == 5 and len(out["top_own"]) <= 5
     assert {s["stage"] for s in out["stages"]} >= {"accounts agent", "scoring agent"}
-
-
-def test_partitioner_matches_kafka_default_partitioner():
-    p = Partitioner(4)
-    for key in ("m-1", "m-2", "ATM-LIM-0042", "ñandú"):
-        assert p.of(key) == DefaultPartitioner()(key.encode(), [0, 1, 2, 3], [0, 1, 2, 3])
-        assert p.of(key) == p(key.encode())
-
-
-def test_stage_entries_round_trip():
-    entries = [
-        merchant_entry(TX, [1.0, 2.5], 1700000000.123, 3),
-        fraud_entry("m-7", 1700000001.0),
-    ]
-    decoded = decode_batch(encode_batch(entries))
-    kind, tx_list, values, produced_at, partition = decoded[0]
-    assert (kind, values, produced_at, partition) == ("t", [1.0, 2.5], 1700000000.123, 3)
-    assert tx_from_list(tx_list) == TX
-    assert decoded[1] == ["f", "m-7", 1700000001.0]
-    assert decode_batch(encode_batch([score_entry(tx_to_list(TX), [0.5], 1.0)]))[0][2] == 1.0
-
-
-def test_outbox_groups_by_partition_and_splits_large_batches():
-    box = Outbox()
-    for i in range(10):
-        box.add(i % 2, ["e", i])
-    messages = dict(box.messages())
-    assert [e[1] for e in orjson.loads(messages[0])] == [0, 2, 4, 6, 8]
-    big = [["x" * 1000, i] for i in range(2000)]
-    parts = split_encoded(big, limit=MAX_MESSAGE_BYTES)
-    assert len(parts) > 1 and all(len(p) <= MAX_MESSAGE_BYTES for p in parts)
-    assert [e for p in parts for e in orjson.loads(p)] == big

@@ -6,6 +6,7 @@ from config.settings import load_settings
 from features.catalogue import FEATURE_NAMES
 from models.detector import Detector
 from models.scorer import FraudModel
+from stream.pipeline.runner import Runner
 from stream.pipeline.stages import Pipeline
 from stream.pipeline.validation import Label, transaction_from_dict
 
@@ -19,29 +20,20 @@ def make_pipeline(horizon_s: float = 3600.0) -> Pipeline:
 
 
 class Run:
-    """Drives a pipeline the way the agents do, with dicts as tables."""
+    """Drives a pipeline through the in-process runner (the evaluator's), dicts as tables."""
 
     def __init__(self, pipeline: Pipeline) -> None:
         self.p = pipeline
-        self.accounts: dict[str, bytes] = {}
-        self.merchants: dict[str, bytes] = {}
+        self.runner = Runner(pipeline)
 
     def tx(self, tid: str, ts: float, amount: float = 50.0, account: str = "acc-1", **extra):
         tx = transaction_from_dict(
             {"transaction_id": tid, "account_id": account, "timestamp": ts, "amount": amount, **extra}
         )
-        state, update = self.p.account(self.accounts.get(account), tx)
-        if state is None:
-            return None
-        self.accounts[account] = state
-        values = self.p.account_values(update)
-        if tx.merchant_id:
-            mstate, mvalues = self.p.merchant(self.merchants.get(tx.merchant_id), tx)
-            self.merchants[tx.merchant_id] = mstate
-            values += mvalues
-        else:
-            values += self.p.no_merchant_values()
-        return self.p.score(tx, values)
+        return self.runner.transaction(tx)
+
+    def label(self, label: Label):
+        return self.runner.label(label)
 
 
 def test_duplicate_transaction_is_not_scored_twice():
@@ -56,20 +48,20 @@ def test_label_that_overtakes_its_transaction_waits_for_event_time():
     run = Run(p)
     run.tx("t0", BASE)
     # the label for t1 (reported 60 s after it) arrives before t1 was scored
-    assert p.label(Label("t1", "acc-1", True, BASE + 120 + 60)) is None
-    assert p.deferred_labels == 1
+    assert run.label(Label("t1", "acc-1", True, BASE + 120 + 60)) is None
+    assert p.score.deferred_labels == 1
     run.tx("t1", BASE + 120)
     assert p.detector.model.examples_seen == 0  # not yet reported in event time
     verdict = run.tx("t2", BASE + 600)
     assert [o.reason for o in verdict.labels] == ["learned"] and verdict.labels[0].is_fraud
-    assert p.detector.model.frauds_seen == 1 and p.deferred_labels == 0
+    assert p.detector.model.frauds_seen == 1 and p.score.deferred_labels == 0
 
 
 def test_report_within_horizon_teaches_fraud_even_if_stream_jumped_past_horizon():
     p = make_pipeline(horizon_s=3600.0)
     run = Run(p)
     run.tx("f1", BASE)
-    assert p.label(Label("f1", "acc-1", True, BASE + 60)) is None
+    assert run.label(Label("f1", "acc-1", True, BASE + 60)) is None
     verdict = run.tx("g2", BASE + 7200)  # two hours later: f1's horizon has passed
     assert [o.reason for o in verdict.labels] == ["learned"]
     assert p.detector.model.frauds_seen == 1
@@ -94,5 +86,5 @@ def test_repeated_fraud_pattern_score_rises_with_labels():
             merchant_id="m",
         )
         scores.append(verdict.scored.score)
-        p.label(Label(f"f-{i}", f"acc-{i % 5}", True, t + 61))
+        run.label(Label(f"f-{i}", f"acc-{i % 5}", True, t + 61))
     assert sum(scores[-5:]) / 5 > sum(scores[:5]) / 5 + 0.3

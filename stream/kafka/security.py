@@ -1,0 +1,54 @@
+"""Kafka security settings for Faust's clients (aiokafka).
+
+The confluent-kafka clients take theirs from :meth:`config.settings.Settings.kafka_config`.
+SASL over TLS must carry an SSL context: without one, Faust's ``SASLCredentials`` speak
+SASL_PLAINTEXT, and with PLAIN the password would cross the network in clear text.
+"""
+
+from __future__ import annotations
+
+import ssl
+
+import faust
+from faust.types.auth import CredentialsT
+
+from config.errors import ConfigError
+from config.settings import Settings
+
+PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+
+
+def ssl_context(settings: Settings) -> ssl.SSLContext:
+    """A client TLS context: the configured CA (or the system's), hostname verification on."""
+    ctx = ssl.create_default_context(cafile=settings.kafka_ssl_cafile or None)
+    ctx.check_hostname = True
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    return ctx
+
+
+def broker_credentials(settings: Settings) -> CredentialsT | None:
+    """Faust credentials for the configured protocol; a contradictory setup is a ConfigError."""
+    protocol = settings.kafka_security_protocol.upper()
+    if protocol not in PROTOCOLS:
+        raise ConfigError(f"kafka_security_protocol must be one of {', '.join(PROTOCOLS)}, not {protocol!r}")
+    sasl = protocol.startswith("SASL_")
+    if sasl and not settings.kafka_sasl_mechanism:
+        raise ConfigError(f"kafka_security_protocol {protocol} needs kafka_sasl_mechanism (e.g. SCRAM-SHA-512)")
+    if not sasl and settings.kafka_sasl_mechanism:
+        raise ConfigError(f"kafka_sasl_mechanism is set but kafka_security_protocol is {protocol}: use SASL_SSL")
+    if protocol == "SASL_SSL":
+        return faust.SASLCredentials(
+            username=settings.kafka_sasl_username,
+            password=settings.kafka_sasl_password.reveal(),
+            mechanism=settings.kafka_sasl_mechanism,
+            ssl_context=ssl_context(settings),
+        )
+    if protocol == "SASL_PLAINTEXT":
+        return faust.SASLCredentials(
+            username=settings.kafka_sasl_username,
+            password=settings.kafka_sasl_password.reveal(),
+            mechanism=settings.kafka_sasl_mechanism,
+        )
+    if protocol == "SSL":
+        return faust.SSLCredentials(ssl_context(settings))
+    return None

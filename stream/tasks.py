@@ -1,0 +1,78 @@
+"""What a worker does besides handling events: gauges, checkpoints, state expiry.
+
+Plain objects, testable without Faust; :mod:`stream.app` schedules them as timers.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sized
+
+from models.checkpoint import save_checkpoint
+from stream.metrics import Metrics
+from stream.pipeline.stages import Pipeline
+
+log = logging.getLogger("kuntur")
+
+
+class Gauges:
+    """Copies the detector's and the tables' state into the Prometheus gauges."""
+
+    def __init__(self, pipeline: Pipeline, metrics: Metrics, tables: dict[str, Sized]) -> None:
+        self.pipeline = pipeline
+        self.metrics = metrics
+        self.tables = tables
+        self._genuine_counted = 0
+
+    def refresh(self) -> None:
+        det, m = self.pipeline.detector, self.metrics
+        learned = det.counts["learned_genuine_at_horizon"]
+        m.genuine_learned.inc(learned - self._genuine_counted)
+        self._genuine_counted = learned
+        m.examples_seen.set(det.model.examples_seen)
+        m.precision.set(det.quality.precision)
+        m.recall.set(det.quality.recall)
+        m.pending.set(len(det.pending))
+        m.deferred_labels.set(self.pipeline.score.deferred_labels)
+        for name, table in self.tables.items():
+            m.entities.labels(table=name).set(len(table))
+
+
+class Checkpointer:
+    """Saves the model when it has learned something since the last save (or when forced).
+
+    Skipping no-op saves keeps the model version, and the alerts that name it, stable.
+    """
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        metrics: Metrics,
+        path: str,
+        save: Callable[..., object] = save_checkpoint,
+        on_saved: Callable[[], None] | None = None,
+    ) -> None:
+        self.pipeline = pipeline
+        self.metrics = metrics
+        self.path = path
+        self._save = save
+        self._on_saved = on_saved
+        self._last: tuple[int, int] | None = None
+
+    def progress(self) -> tuple[int, int]:
+        det = self.pipeline.detector
+        return det.model.examples_seen, len(det.pending)
+
+    def checkpoint(self, force: bool = False) -> bool:
+        """Save if there is progress (or ``force``); returns whether a checkpoint was written."""
+        progress = self.progress()
+        if not force and self._last == progress:
+            return False
+        self._last = progress
+        det = self.pipeline.detector
+        self._save(det, self.path)
+        self.metrics.checkpointed(det.model.name, det.model.version, det.model.generation)
+        if self._on_saved is not None:
+            self._on_saved()
+        log.info("checkpoint %s: %d examples seen", det.model.version, det.model.examples_seen)
+        return True
