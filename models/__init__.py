@@ -4,28 +4,37 @@ Pure synchronous Python: nothing here imports Faust, Kafka or ``stream``. The wo
 ``kuntur evaluate`` drive the same :class:`Detector`.
 """
 
-from models.candidates import CANDIDATES, DEFAULT_MODEL, DESCRIPTIONS, build
 from models.checkpoint import load_checkpoint, read_metadata, save_checkpoint
 from models.detector import Detector, LabelOutcome, Scored
 from models.errors import CheckpointError, CheckpointMismatch, UnknownModelError
+from models.gam import AdditiveLogisticRegression
+from models.linear import ClassWeighted, FastLogisticRegression, Forward
+from models.mlp import OnlineMLP
 from models.pending import Pending, PendingLabels
 from models.quality import OnlineQuality
-from models.scorer import FraudModel, Reason
+from models.registry import CANDIDATES, DEFAULT_MODEL, DESCRIPTIONS, build
+from models.scorer import FraudModel, Reason, Scoring
 
 __all__ = [
     "CANDIDATES",
     "DEFAULT_MODEL",
     "DESCRIPTIONS",
+    "AdditiveLogisticRegression",
     "CheckpointError",
     "CheckpointMismatch",
+    "ClassWeighted",
     "Detector",
+    "FastLogisticRegression",
+    "Forward",
     "FraudModel",
     "LabelOutcome",
+    "OnlineMLP",
     "OnlineQuality",
     "Pending",
     "PendingLabels",
     "Reason",
     "Scored",
+    "Scoring",
     "UnknownModelError",
     "build",
     "load_checkpoint",

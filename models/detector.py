@@ -171,9 +171,10 @@ class Detector:
         """
         model, pending = self.model, self.pending
         row, partial = pending.vector(x)
-        p = model.score_row(row, pending.names, x)
+        scoring = model.forward_row(row, pending.names, x)
+        p = scoring.score
         alert = force_alert or (p >= self.threshold and (self._warm or self.warm))
-        reasons = model.explain_one(x) if alert else []
+        reasons = model.explain(scoring, x) if alert else []
         counts = self.counts
         counts["scored"] += 1
         if alert:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 class UnknownModelError(ValueError):
-    """A model name that is not one of :data:`models.candidates.CANDIDATES`."""
+    """A model name that is not one of :data:`models.registry.CANDIDATES`."""
 
 
 class CheckpointError(Exception):

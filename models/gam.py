@@ -8,11 +8,11 @@ of one ``searchsorted`` and one gather per score.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from models.candidates import FastLogisticRegression
+from models.linear import FastLogisticRegression
 
 _TRIU: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
@@ -23,6 +23,18 @@ def _triu(k: int) -> tuple[np.ndarray, np.ndarray]:
     if pairs is None:
         pairs = _TRIU[k] = np.triu_indices(k, 1)
     return pairs
+
+
+class Selected(NamedTuple):
+    """What the step functions and pairs used for one row (the forward pass's trace)."""
+
+    bins: np.ndarray  # index into the (feature, bin) weights, one per feature
+    pairs: np.ndarray  # hashed pair slots
+    first: np.ndarray  # the two features of each pair
+    second: np.ndarray
+
+
+_NO_PAIRS = np.zeros(0, dtype=np.intp)
 
 
 class AdditiveLogisticRegression(FastLogisticRegression):
@@ -69,10 +81,7 @@ class AdditiveLogisticRegression(FastLogisticRegression):
         self.interaction_table = interaction_table
         self._wb = np.zeros(0)  # one weight per (feature, bin)
         self._offsets = np.zeros(0, dtype=np.intp)
-        self._active = np.zeros(0, dtype=np.intp)  # bins of the last standardised row
         self._wp = np.zeros(interaction_table if interactions is not None else 0)  # hashed pair weights
-        self._pairs = np.zeros(0, dtype=np.intp)  # pair slots of the last standardised row
-        self._pair_members = (np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.intp))
 
     @classmethod
     def _unit_test_params(cls) -> Iterator[dict[str, Any]]:
@@ -91,46 +100,42 @@ class AdditiveLogisticRegression(FastLogisticRegression):
     def _bins(self, z: np.ndarray) -> np.ndarray:
         return self._offsets + np.searchsorted(self.EDGES, z)
 
-    def _pair_slots(self, z: np.ndarray, active: np.ndarray) -> np.ndarray:
+    def _pair_slots(self, z: np.ndarray, bins: np.ndarray) -> Selected:
         """Hashed slots of every pair of unusual values (|z| >= ``interactions``), each
         pair keyed by both features' bins: "a new device *and* a transfer 8x the usual"."""
         unusual = np.flatnonzero(np.abs(z) >= self.interactions)
         k = len(unusual)
         if k < 2:
-            self._pair_members = (unusual[:0], unusual[:0])
-            return unusual[:0]
+            return Selected(bins, unusual[:0], unusual[:0], unusual[:0])
         i, j = _triu(k)
         first, second = unusual[i], unusual[j]
-        self._pair_members = (first, second)
-        return (active[first] * 1_000_003 + active[second]) * 2_654_435_761 % self.interaction_table
+        slots = (bins[first] * 1_000_003 + bins[second]) * 2_654_435_761 % self.interaction_table
+        return Selected(bins, slots, first, second)
 
-    def _extra_logit(self, z: np.ndarray) -> float:
+    def _extra_logit(self, z: np.ndarray) -> tuple[float, Selected]:
         """Log-odds of the step functions (and pairs) for the standardised row ``z``."""
-        self._active = active = self._bins(z)
-        extra = float(self._wb[active].sum())
-        if self.interactions is not None:
-            self._pairs = self._pair_slots(z, active)
-            extra += float(self._wp[self._pairs].sum())
-        return extra
+        bins = self._bins(z)
+        extra = float(self._wb[bins].sum())
+        if self.interactions is None:
+            return extra, Selected(bins, _NO_PAIRS, _NO_PAIRS, _NO_PAIRS)
+        selected = self._pair_slots(z, bins)
+        extra += float(self._wp[selected.pairs].sum())
+        return extra, selected
 
-    def _extra_step(self, z: np.ndarray, g: float) -> None:
+    def _extra_step(self, z: np.ndarray, g: float, trace: Selected) -> None:
         """Step the bins and pairs the forward pass selected, normalised like the linear step."""
-        active = self._active
-        self._wb[active] -= self.lr * g / (1.0 + len(active))
-        pairs = self._pairs
+        bins = trace.bins
+        self._wb[bins] -= self.lr * g / (1.0 + len(bins))
+        pairs = trace.pairs
         if self.interactions is not None and len(pairs):
             self._wp[pairs] -= self.lr * g / (1.0 + len(pairs))
 
-    def contributions_one(self, x: dict) -> dict[Any, float]:
-        """Exact split of the log-odds: linear term + the feature's step; a pair's weight
-        is shared equally by its two features."""
-        if not self._names:
-            return {}
-        z, _ = self._standardise(self._values(x, grow=False))
-        contrib = z * self._w + self._wb[self._active]
-        if self.interactions is not None and len(self._pairs):
-            half = 0.5 * self._wp[self._pairs]
-            first, second = self._pair_members
-            np.add.at(contrib, first, half)
-            np.add.at(contrib, second, half)
-        return {k: float(c) for k, c in zip(self._names, contrib, strict=True) if k in x}
+    def _contributions(self, z: np.ndarray, trace: Selected) -> np.ndarray:
+        """Linear term + the feature's step; a pair's weight is shared equally by its two
+        features."""
+        contrib = z * self._w + self._wb[trace.bins]
+        if self.interactions is not None and len(trace.pairs):
+            half = 0.5 * self._wp[trace.pairs]
+            np.add.at(contrib, trace.first, half)
+            np.add.at(contrib, trace.second, half)
+        return contrib

@@ -3,7 +3,7 @@
 Fraud patterns are conjunctions — many *small* payments *within an hour*, a *new device*
 and a *new IP* on a *transfer* — which a linear model can only add up, not combine. A
 small tanh layer learns such interactions online, beside the linear ("wide") part that
-keeps its weights readable. It reuses :class:`~models.candidates.FastLogisticRegression`'s
+keeps its weights readable. It reuses :class:`~models.linear.FastLogisticRegression`'s
 running standardisation, clipping and normalised-SGD linear step; the hidden layer
 learns with Adam.
 
@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from models.candidates import FastLogisticRegression
+from models.linear import FastLogisticRegression
 
 _BETA1, _BETA2, _EPS = 0.9, 0.999, 1e-8
 
@@ -62,7 +62,6 @@ class OnlineMLP(FastLogisticRegression):
         self._adam_m = [np.zeros((hidden, 0)), np.zeros(hidden), np.zeros(hidden)]
         self._adam_v = [np.zeros((hidden, 0)), np.zeros(hidden), np.zeros(hidden)]
         self._adam_t = 0
-        self._h = np.zeros(hidden)
 
     @classmethod
     def _unit_test_params(cls) -> Iterator[dict[str, Any]]:
@@ -77,15 +76,16 @@ class OnlineMLP(FastLogisticRegression):
         for moments in (self._adam_m, self._adam_v):
             moments[0] = np.concatenate([moments[0], np.zeros((self.hidden, k))], axis=1)
 
-    def _extra_logit(self, z: np.ndarray) -> float:
-        h = self._h
+    def _extra_logit(self, z: np.ndarray) -> tuple[float, np.ndarray]:
+        """Log-odds of the hidden layer; the trace is its activations ``h``."""
+        h = np.empty(self.hidden)
         np.dot(self._W, z, out=h)
         h += self._c
         np.tanh(h, out=h)
-        return float(np.dot(self._v, h))
+        return float(np.dot(self._v, h)), h
 
-    def _extra_step(self, z: np.ndarray, g: float) -> None:
-        self._hidden_step(z, self._h, g)
+    def _extra_step(self, z: np.ndarray, g: float, trace: np.ndarray) -> None:
+        self._hidden_step(z, trace, g)
 
     def _hidden_step(self, z: np.ndarray, h: np.ndarray, g: float) -> None:
         dh = g * self._v * (1.0 - h * h)
@@ -101,13 +101,9 @@ class OnlineMLP(FastLogisticRegression):
             v += (1.0 - _BETA2) * grad * grad
             p -= lr_t * m / (np.sqrt(v) + _EPS)
 
-    def contributions_one(self, x: dict) -> dict[Any, float]:
+    def _contributions(self, z: np.ndarray, trace: np.ndarray) -> np.ndarray:
         """Linear term plus the first-order hidden-layer effect of each feature's value."""
-        if not self._names:
-            return {}
-        z, _ = self._standardise(self._values(x, grow=False))
-        h = self._h
+        h = trace
         through_hidden = (self._v * (1.0 - h * h)) @ self._W
-        contrib = z * (self._w + through_hidden)
-        return {k: float(c) for k, c in zip(self._names, contrib, strict=True) if k in x}
+        return z * (self._w + through_hidden)
 

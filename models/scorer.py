@@ -1,6 +1,9 @@
 """The fraud model the worker and the evaluator score with: a River classifier plus the
 identity an alert needs (name, generation, counters) and per-alert explanations.
 
+A score comes back as a :class:`Scoring`, which carries what explaining it needs, so an
+alert is explained from the very pass that scored it (:meth:`FraudModel.explain`).
+
 >>> model = FraudModel("logreg", feature_names=["a", "b"])
 >>> model.version
 'logreg.g0'
@@ -9,7 +12,8 @@ identity an alert needs (name, generation, counters) and per-alert explanations.
 ...     model.learn_one({"a": 0.0, "b": 0.0}, False)
 >>> model.score_one({"a": 4.0, "b": 0.0}) > 0.9
 True
->>> model.explain_one({"a": 4.0, "b": 0.0})[0].feature
+>>> scoring = model.forward_one({"a": 4.0, "b": 0.0})
+>>> model.explain(scoring, {"a": 4.0, "b": 0.0})[0].feature
 'a'
 """
 
@@ -23,9 +27,10 @@ from typing import Any
 import numpy as np
 from river import base, compose, linear_model, preprocessing
 
-from models.candidates import DEFAULT_MODEL, FastLogisticRegression, build
+from models.linear import FastLogisticRegression, Forward
+from models.registry import DEFAULT_MODEL, build
 
-__all__ = ["FraudModel", "Reason"]
+__all__ = ["FraudModel", "Reason", "Scoring"]
 
 _BASELINE_MEMORY = 10_000  # explanation baseline: exact mean, then EW over ~this many
 
@@ -39,6 +44,15 @@ class Reason:
     feature: str
     value: float
     contribution: float
+
+
+@dataclass(frozen=True, slots=True)
+class Scoring:
+    """One forward pass of a :class:`FraudModel`: the score in [0, 1] and, for the numpy
+    estimators, their :class:`~models.linear.Forward` (what an exact explanation needs)."""
+
+    score: float
+    forward: Forward | None = None
 
 
 def _clamp(p: float) -> float:
@@ -72,7 +86,7 @@ class FraudModel:
     Parameters
     ----------
     name
-        Candidate name (:data:`models.candidates.CANDIDATES`); builds the estimator when
+        Candidate name (:data:`models.registry.CANDIDATES`); builds the estimator when
         ``estimator`` is not given.
     feature_names
         The feature columns the model is fed, in extraction order. Checkpoints record
@@ -140,6 +154,14 @@ class FraudModel:
         p = self.score_one(x)
         return {False: 1.0 - p, True: p}
 
+    def forward_one(self, x: Mapping[str, float]) -> Scoring:
+        """:meth:`score_one`, with what :meth:`explain` needs to explain the score."""
+        if self._fast:
+            forward = self.estimator.forward_one(x)
+            p = forward.proba
+            return Scoring(p if 0.0 <= p <= 1.0 else _clamp(p), forward)
+        return Scoring(self.score_one(x))
+
     def learn_one(self, x: Mapping[str, float], y: bool) -> None:
         y = bool(y)
         self.estimator.learn_one(x, y)
@@ -164,6 +186,16 @@ class FraudModel:
             p = self.estimator.proba_row(row, names)
             return p if 0.0 <= p <= 1.0 else _clamp(p)
         return self.score_one(x)
+
+    def forward_row(
+        self, row: np.ndarray, names: tuple[str, ...], x: Mapping[str, float]
+    ) -> Scoring:
+        """:meth:`forward_one` given ``x`` also as a float64 ``row`` in ``names`` order."""
+        if self._fast:
+            forward = self.estimator.forward_row(row, names)
+            p = forward.proba
+            return Scoring(p if 0.0 <= p <= 1.0 else _clamp(p), forward)
+        return Scoring(self.score_one(x))
 
     def learn_row(self, row: np.ndarray, names: tuple[str, ...], y: bool) -> None:
         """:meth:`learn_one` from a float64 ``row`` in ``names`` order (NaN = missing)."""
@@ -190,18 +222,27 @@ class FraudModel:
     # -- explanations ----------------------------------------------------------------------
 
     def explain_one(self, x: Mapping[str, float], top: int = 3) -> list[Reason]:
-        """The ``top`` features pushing ``x`` towards fraud, strongest first.
+        """:meth:`explain` of a fresh forward pass on ``x``."""
+        return self.explain(self.forward_one(x), x, top)
+
+    def explain(self, scoring: Scoring, x: Mapping[str, float], top: int = 3) -> list[Reason]:
+        """The ``top`` features pushing ``x`` towards fraud, strongest first, for the
+        ``scoring`` of ``x`` just computed (before the model learns again).
 
         Only features with a positive contribution are reasons; fewer than ``top`` may come
-        back. Linear models: exact ``weight * standardised value``. Others: replace each
+        back. Linear and additive models: the exact split of the log-odds of that pass
+        (``weight * standardised value`` and the extra terms' share). Others: replace each
         feature by its running mean and measure the score drop (one extra prediction per
         feature — milliseconds for a forest, fine for alerts only).
         """
         if self.examples_seen == 0 or top <= 0:
             return []
-        contributions = self._linear_contributions(x) if self._linear is not None else None
-        if contributions is None:
-            contributions = self._perturbation_contributions(x)
+        if scoring.forward is not None:
+            contributions = self.estimator.contributions(scoring.forward, x)
+        elif self._linear is not None:
+            contributions = self._linear_contributions(x)
+        else:
+            contributions = self._perturbation_contributions(x, scoring.score)
         ranked = sorted(
             ((c, k) for k, c in contributions.items() if c > 0.0 and k in x),
             key=lambda ck: ck[0],
@@ -217,8 +258,9 @@ class FraudModel:
             return {k: weights.get(k, 0.0) * zk for k, zk in z.items()}
         return lin.contributions_one(x)
 
-    def _perturbation_contributions(self, x: Mapping[str, float]) -> dict[str, float]:
-        base_score = self.score_one(x)
+    def _perturbation_contributions(
+        self, x: Mapping[str, float], base_score: float
+    ) -> dict[str, float]:
         probe = dict(x)
         out: dict[str, float] = {}
         for k, v in x.items():

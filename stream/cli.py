@@ -52,7 +52,7 @@ def _cmd_features(args: argparse.Namespace, settings: Settings) -> int:
     from features.catalogue import format_catalogue
 
     if args.models:
-        from models.candidates import CANDIDATES, DEFAULT_MODEL
+        from models.registry import CANDIDATES, DEFAULT_MODEL
 
         for name in CANDIDATES:
             print(f"{name}{' (default)' if name == DEFAULT_MODEL else ''}")

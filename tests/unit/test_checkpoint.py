@@ -9,10 +9,10 @@ import orjson
 import pytest
 
 from models import checkpoint as ckpt
-from models.candidates import CANDIDATES
 from models.checkpoint import load_checkpoint, read_metadata, save_checkpoint, sidecar_path
 from models.detector import Detector
 from models.errors import CheckpointError, CheckpointMismatch
+from models.registry import CANDIDATES
 from models.scorer import FraudModel
 
 NAMES = ["a", "b", "c"]

@@ -146,10 +146,10 @@ def test_alert_at_threshold_and_reasons_only_for_alerts(monkeypatch):
         det.on_label(f"w{i}", False)
 
     def boom(*args, **kwargs):
-        raise AssertionError("explain_one must only run for alerts")
+        raise AssertionError("explain must only run for alerts")
 
     with monkeypatch.context() as m:
-        m.setattr(det.model, "explain_one", boom)
+        m.setattr(det.model, "explain", boom)
         assert det.score("low", "a", None, 30.0, x(p=0.25)) == Scored(0.25, False, [])
 
     scored = det.score("edge", "a", None, 31.0, x(p=0.5, amount=10.0))

@@ -12,14 +12,9 @@ import pytest
 from river import datasets
 from river.checks import clf, common
 
-from models.candidates import (
-    CANDIDATES,
-    DEFAULT_MODEL,
-    ClassWeighted,
-    FastLogisticRegression,
-    build,
-)
 from models.errors import UnknownModelError
+from models.linear import ClassWeighted, FastLogisticRegression
+from models.registry import CANDIDATES, DEFAULT_MODEL, build
 from models.scorer import FraudModel, Reason
 
 NAMES = ("a", "b", "c")
@@ -155,6 +150,40 @@ def test_linear_contributions_are_exact_log_odds_terms():
     z_a = (FRAUDY["a"] - est.means["a"]) / math.sqrt(est._var[0])
     assert math.isclose(contributions["a"], est.weights["a"] * min(z_a, est.clip), rel_tol=1e-9)
     assert model.explain_one(FRAUDY)[0].contribution == contributions["a"]
+
+
+@pytest.mark.parametrize("name", sorted(CANDIDATES))
+def test_explanation_comes_from_its_own_forward_pass(name):
+    """No per-row state on the model: another score between a score and its explanation
+    changes nothing, and the explanation equals a fresh one."""
+    model = FraudModel(name, NAMES)
+    for x, y in pattern_stream(600):
+        model.learn_one(x, y)
+    scoring = model.forward_one(FRAUDY)
+    assert scoring.score == model.score_one(FRAUDY)
+    other = model.forward_one(GENUINE)
+    assert model.explain(scoring, FRAUDY) == model.explain_one(FRAUDY)
+    assert model.explain(other, GENUINE) == model.explain_one(GENUINE)
+    row = np.array([FRAUDY[k] for k in NAMES])
+    assert model.forward_row(row, NAMES, FRAUDY).score == scoring.score
+    assert model.explain(model.forward_row(row, NAMES, FRAUDY), FRAUDY) == model.explain_one(FRAUDY)
+
+
+@pytest.mark.parametrize("name", ["logreg", "gam", "gam-pairs", "mlp"])
+def test_forward_pass_leaves_the_model_unchanged(name):
+    model = build(name)
+    for x, y in pattern_stream(300):
+        model.learn_one(x, y)
+    before = pickle.dumps(model)
+    model.forward_one(FRAUDY)
+    model.contributions(model.forward_one({"a": math.nan, "b": math.inf, "c": 0.5}), FRAUDY)
+    after = pickle.dumps(model)
+    # scratch buffers (_d) may differ; everything a later call reads must not
+    restored_before, restored_after = pickle.loads(before), pickle.loads(after)
+    after_state = vars(restored_after)
+    for attr, value in vars(restored_before).items():
+        if attr not in ("_d", "_z", "_tmp", "_gg"):
+            assert pickle.dumps(value) == pickle.dumps(after_state[attr]), attr
 
 
 # -- FastLogisticRegression specifics ---------------------------------------------------------

@@ -1,53 +1,38 @@
-"""River classifiers chosen for imbalanced (fraud ~0.1-1 %), drifting transaction streams.
+"""The fast online logistic regression every numpy candidate builds on, and a class-weight
+wrapper for River classifiers.
 
-Every candidate is a plain ``river.base.Classifier`` built by a zero-argument factory, so
-``build(name)`` always gives a fresh, unfitted model and ``model.clone()`` works as in River.
+:class:`FastLogisticRegression` is the maths of River's ``StandardScaler |
+LogisticRegression`` on numpy arrays: River's dict-walking version costs ~60 µs per
+score+learn on 60 features, this one ~16 µs, and the worker's budget is ~25 µs.
+:mod:`models.gam` and :mod:`models.mlp` extend it through two hooks (``_extra_logit``,
+``_extra_step``) rather than re-implementing the forward and backward pass.
 
-How each one copes with the class imbalance:
+A forward pass returns a :class:`Forward`: the probability and everything its
+explanation needs (the standardised row and what the extra terms selected), so the model
+keeps no per-row state between a score and its explanation.
 
-* ``logreg`` (default) — :class:`FastLogisticRegression`: running standardisation,
-  normalised SGD with weight decay, positive-class loss weight. The maths of River's scaled
-  logistic regression on numpy arrays: River's dict-walking version costs ~60 µs per
-  score+learn on 60 features, this one ~16 µs, and the worker's budget is ~25 µs.
-* ``logreg-river`` — River's own ``StandardScaler | LogisticRegression`` with a
-  positive-class weight in the log loss; the reference the fast model is checked against.
-* ``logreg-balanced`` — random under-sampling of genuine transactions (River ``imblearn``)
-  around the scaled logistic regression, so it learns from a ~90/10 class mix.
-* ``hat`` — Hoeffding Adaptive Tree (drift-aware subtree replacement), fraud examples
-  weighted through the trees' sample weight.
-* ``arf`` — Adaptive Random Forest (small, for speed) under the same under-sampling as
-  ``logreg-balanced``, which also spares it ~90 % of its costly ``learn_one`` calls.
-
-With a positive weight (or sampling ratio) of ~10, a score of 0.5 corresponds to a true
-fraud probability of roughly 1/11 — a sensible alert threshold for a base rate below 1 %.
-
->>> model = build("logreg")
+>>> model = FastLogisticRegression()
 >>> for _ in range(300):
 ...     model.learn_one({"a": 3.0, "b": 0.0}, True)
 ...     model.learn_one({"a": 0.0, "b": 0.0}, False)
->>> model.predict_proba_one({"a": 3.0, "b": 0.0})[True] > 0.9
+>>> forward = model.forward_one({"a": 3.0, "b": 0.0})
+>>> forward.proba > 0.9
 True
+>>> max(model.contributions(forward, {"a": 3.0, "b": 0.0}).items(), key=lambda kv: kv[1])[0]
+'a'
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
-from typing import Any, cast
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
-from river import base, forest, imblearn, linear_model, optim, preprocessing, tree
+from river import base, tree
 
-from models.errors import UnknownModelError
-
-__all__ = [
-    "CANDIDATES",
-    "DEFAULT_MODEL",
-    "DESCRIPTIONS",
-    "ClassWeighted",
-    "FastLogisticRegression",
-    "build",
-]
+__all__ = ["ClassWeighted", "FastLogisticRegression", "Forward"]
 
 _BETA1 = 0.9
 _BETA2 = 0.999
@@ -62,6 +47,28 @@ def _sigmoid(z: float) -> float:
         return 1.0 / (1.0 + math.exp(-z))
     e = math.exp(z)
     return e / (1.0 + e)
+
+
+_EMPTY = np.zeros(0)
+_EMPTY.flags.writeable = False
+
+
+@dataclass(frozen=True, slots=True)
+class Forward:
+    """One forward pass: the probability and what explaining it needs.
+
+    ``z`` is the clipped standardised row in the order of ``names`` (the model's columns
+    at the time) and belongs to this object; ``trace`` is whatever the subclass's extra
+    terms selected for the row (``None`` for the plain model); ``row`` is the input as
+    scored. Explain it with :meth:`FastLogisticRegression.contributions` before the model
+    learns again: the contributions use the model's current weights.
+    """
+
+    proba: float
+    names: tuple[Any, ...]
+    row: np.ndarray
+    z: np.ndarray
+    trace: Any = None
 
 
 class FastLogisticRegression(base.Classifier):
@@ -191,10 +198,11 @@ class FastLogisticRegression(base.Classifier):
         """Non-finite inputs (NaN, inf) count as average rather than poisoning the state."""
         return np.where(np.isfinite(arr), arr, self._mean)
 
-    def _standardise(self, arr: np.ndarray) -> tuple[np.ndarray, float]:
-        """Fill ``_d`` (deviation from the mean) and ``_z`` (clipped standardised row);
-        return the log-odds. Non-finite inputs are replaced by the mean first."""
-        d, z, w = self._d, self._z, self._w
+    def _standardise(self, arr: np.ndarray, z: np.ndarray) -> tuple[float, Any]:
+        """Fill ``_d`` (deviation from the mean, a scratch buffer) and ``z`` (clipped
+        standardised row); return the log-odds and the extra terms' trace. Non-finite
+        inputs are replaced by the mean first."""
+        d, w = self._d, self._w
         np.subtract(arr, self._mean, out=d)
         np.multiply(d, self._inv_std, out=z)
         # before clipping, any NaN/inf in the row makes this dot product non-finite
@@ -203,36 +211,52 @@ class FastLogisticRegression(base.Classifier):
             np.multiply(d, self._inv_std, out=z)
         np.minimum(z, self.clip, out=z)
         np.maximum(z, -self.clip, out=z)
-        return z, float(np.dot(z, w)) + self._b + self._extra_logit(z)
+        extra, trace = self._extra_logit(z)
+        return float(np.dot(z, w)) + self._b + extra, trace
 
-    def _logit(self, arr: np.ndarray) -> float:
-        """Log-odds only (the scoring path): one check fewer than :meth:`_standardise`,
-        since NaN survives clipping into the result and is caught there."""
-        z, w = self._z, self._w
-        np.subtract(arr, self._mean, out=z)
+    def _forward(self, arr: np.ndarray) -> Forward:
+        """The scoring path: one check fewer than :meth:`_standardise`, since NaN survives
+        clipping into the log-odds and is caught there."""
+        z = np.subtract(arr, self._mean)
         z *= self._inv_std
         np.minimum(z, self.clip, out=z)
         np.maximum(z, -self.clip, out=z)
-        logit = float(np.dot(z, w)) + self._b + self._extra_logit(z)
+        extra, trace = self._extra_logit(z)
+        logit = float(np.dot(z, self._w)) + self._b + extra
         # +-inf was clipped like any extreme value; only NaN needs the slow path
-        return logit if logit == logit else self._standardise(arr)[1]
+        if logit != logit:
+            logit, trace = self._standardise(arr, z)
+        return Forward(_sigmoid(logit), self._names, arr, z, trace)
+
+    def _prior(self) -> Forward:
+        return Forward(_sigmoid(self._b), (), _EMPTY, _EMPTY)
 
     # -- extension hooks (models.gam, models.mlp): more log-odds terms on the same z ------
 
-    def _extra_logit(self, z: np.ndarray) -> float:
-        """Log-odds added to the linear part for the standardised row ``z``."""
-        return 0.0
+    def _extra_logit(self, z: np.ndarray) -> tuple[float, Any]:
+        """Log-odds added to the linear part for the standardised row ``z``, and a trace
+        of what they used (handed back to :meth:`_extra_step` and
+        :meth:`_contributions`; the model keeps no copy)."""
+        return 0.0, None
 
-    def _extra_step(self, z: np.ndarray, g: float) -> None:
-        """Learn the extra terms from the gradient ``g`` of the forward pass just done on ``z``."""
+    def _extra_step(self, z: np.ndarray, g: float, trace: Any) -> None:
+        """Learn the extra terms from the gradient ``g`` of the forward pass on ``z``."""
+
+    def _contributions(self, z: np.ndarray, trace: Any) -> np.ndarray:
+        """Per-column split of the log-odds of ``z`` (the intercept left out)."""
+        return z * self._w
 
     # -- River API ---------------------------------------------------------------------
 
+    def forward_one(self, x: dict) -> Forward:
+        """Score ``x``: its probability and what explaining it needs."""
+        if not self._names:
+            return self._prior()
+        return self._forward(self._values(x, grow=False))
+
     def proba_one(self, x: dict) -> float:
         """Probability of the positive class, as a plain float."""
-        if not self._names:
-            return _sigmoid(self._b)
-        return _sigmoid(self._logit(self._values(x, grow=False)))
+        return self.forward_one(x).proba
 
     def predict_proba_one(self, x: dict, **kwargs: Any) -> dict[base.typing.ClfTarget, float]:
         p = self.proba_one(x)
@@ -245,16 +269,20 @@ class FastLogisticRegression(base.Classifier):
 
     # -- array fast path (the detector's hot loop) ---------------------------------------
 
-    def proba_row(self, row: np.ndarray, names: tuple[Any, ...]) -> float:
-        """:meth:`proba_one` for a float64 ``row`` holding the features ``names`` in order.
+    def forward_row(self, row: np.ndarray, names: tuple[Any, ...]) -> Forward:
+        """:meth:`forward_one` for a float64 ``row`` holding the features ``names`` in order.
 
         Skips building and walking a dict; falls back to it when ``names`` are not the
         model's own columns.
         """
         own = self._names
         if names is own or names == own:
-            return _sigmoid(self._logit(row)) if own else _sigmoid(self._b)
-        return self.proba_one(dict(zip(names, row.tolist(), strict=True)))
+            return self._forward(row) if own else self._prior()
+        return self.forward_one(dict(zip(names, row.tolist(), strict=True)))
+
+    def proba_row(self, row: np.ndarray, names: tuple[Any, ...]) -> float:
+        """:meth:`proba_one` for a float64 ``row`` holding the features ``names`` in order."""
+        return self.forward_row(row, names).proba
 
     def learn_row(
         self, row: np.ndarray, names: tuple[Any, ...], y: base.typing.ClfTarget, w: float = 1.0
@@ -272,7 +300,8 @@ class FastLogisticRegression(base.Classifier):
             self._learn_array(row, y, w)
 
     def _learn_array(self, arr: np.ndarray, y: base.typing.ClfTarget, w: float) -> None:
-        z, logit = self._standardise(arr)
+        z = self._z
+        logit, trace = self._standardise(arr, z)
         self._n += 1
         n = self._n
 
@@ -281,7 +310,7 @@ class FastLogisticRegression(base.Classifier):
         if weight > 0.0:
             g = (_sigmoid(logit) - (1.0 if y else 0.0)) * weight
             self._t += 1
-            self._extra_step(z, g)
+            self._extra_step(z, g, trace)
             if self.optimizer == "adam":
                 self._adam(z, g)
             else:
@@ -334,13 +363,32 @@ class FastLogisticRegression(base.Classifier):
 
     # -- explanations --------------------------------------------------------------------
 
-    def contributions_one(self, x: dict) -> dict[Any, float]:
-        """Exact additive split of the log-odds: ``weight * standardised value`` per feature."""
-        if not self._names:
+    def contributions(self, forward: Forward, x: Mapping[Any, Any]) -> dict[Any, float]:
+        """Exact additive split of ``forward``'s log-odds per feature of ``x`` (the
+        intercept left out): ``weight * standardised value``, plus the extra terms'
+        share in subclasses.
+
+        A row whose unclipped standardised dot product is not finite (an infinite or
+        overflowing value) is explained as learning sees it, with such values counted as
+        average, while its score clipped them.
+        """
+        names = forward.names
+        if not names:
             return {}
-        z, _ = self._standardise(self._values(x, grow=False))
-        contrib = z * self._w
-        return {k: float(c) for k, c in zip(self._names, contrib, strict=True) if k in x}
+        z, trace = forward.z, forward.trace
+        if not self._finite(forward.row):
+            z = np.empty(len(names))
+            _, trace = self._standardise(forward.row, z)
+        contrib = self._contributions(z, trace)
+        return {k: float(c) for k, c in zip(names, contrib, strict=True) if k in x}
+
+    def _finite(self, arr: np.ndarray) -> bool:
+        """Whether :meth:`_standardise` takes ``arr`` as it is (does not sanitise it)."""
+        return math.isfinite(float(np.dot((arr - self._mean) * self._inv_std, self._w)))
+
+    def contributions_one(self, x: dict) -> dict[Any, float]:
+        """:meth:`contributions` of a fresh forward pass on ``x``."""
+        return self.contributions(self.forward_one(x), x)
 
     @property
     def weights(self) -> dict[Any, float]:
@@ -393,163 +441,3 @@ class ClassWeighted(base.Wrapper, base.Classifier):
 
     def predict_one(self, x: dict, **kwargs: Any) -> base.typing.ClfTarget | None:
         return self.classifier.predict_one(x, **kwargs)
-
-
-_UNDER_SAMPLE = {False: 0.9, True: 0.1}
-_SEED = 42
-
-
-def _logreg() -> base.Classifier:
-    return FastLogisticRegression()
-
-
-def _logreg_river() -> base.Classifier:
-    pipeline = preprocessing.StandardScaler() | linear_model.LogisticRegression(
-        optimizer=optim.SGD(0.002),
-        loss=optim.losses.Log(weight_pos=10.0),
-        l2=1e-4,
-        intercept_init=-3.0,
-    )
-    return cast(base.Classifier, pipeline)  # a pipeline ending in a classifier is one
-
-
-def _logreg_balanced() -> base.Classifier:
-    return imblearn.RandomUnderSampler(
-        # a 10 % fraud stream: start at logit(0.1), bigger steps as far fewer examples are kept
-        FastLogisticRegression(lr=0.2, pos_weight=1.0, intercept_init=-2.2),
-        desired_dist=dict(_UNDER_SAMPLE),
-        seed=_SEED,
-    )
-
-
-def _hat() -> base.Classifier:
-    return ClassWeighted(
-        tree.HoeffdingAdaptiveTreeClassifier(
-            grace_period=100, max_depth=12, leaf_prediction="mc", seed=_SEED
-        ),
-        pos_weight=10.0,
-    )
-
-
-def _arf() -> base.Classifier:
-    return imblearn.RandomUnderSampler(
-        forest.ARFClassifier(n_models=5, max_depth=12, seed=_SEED),
-        desired_dist=dict(_UNDER_SAMPLE),
-        seed=_SEED,
-    )
-
-
-def _mlp() -> base.Classifier:
-    from models.mlp import OnlineMLP
-
-    return OnlineMLP()
-
-
-def _gam() -> base.Classifier:
-    from models.gam import AdditiveLogisticRegression
-
-    return AdditiveLogisticRegression()
-
-
-def _gam_pairs() -> base.Classifier:
-    from models.gam import AdditiveLogisticRegression
-
-    return AdditiveLogisticRegression(interactions=1.0)
-
-
-CANDIDATES: dict[str, Callable[[], base.Classifier]] = {
-    "gam": _gam,
-    "gam-pairs": _gam_pairs,
-    "logreg": _logreg,
-    "mlp": _mlp,
-    "logreg-river": _logreg_river,
-    "logreg-balanced": _logreg_balanced,
-    "hat": _hat,
-    "arf": _arf,
-}
-
-DESCRIPTIONS: dict[str, str] = {
-    "gam": "additive model: the fast logistic regression plus a learned 15-step function of each feature",
-    "gam-pairs": "gam plus hashed weights for pairs of unusual feature values (|z| >= 1)",
-    "logreg": "fast scaled logistic regression (numpy, normalised SGD, fraud weight 10)",
-    "mlp": "wide and deep: the fast logistic regression plus a 16-unit tanh layer (Adam), fraud weight 10",
-    "logreg-river": "River StandardScaler | LogisticRegression (SGD, fraud weight 10)",
-    "logreg-balanced": "scaled logistic regression on a 90/10 under-sampled stream",
-    "hat": "Hoeffding Adaptive Tree (class-share leaves), fraud weight 10, drift-aware",
-    "arf": "Adaptive Random Forest, 5 trees, on a 90/10 under-sampled stream",
-}
-
-DEFAULT_MODEL = "gam-pairs"
-
-
-def build(name: str) -> base.Classifier:
-    """A fresh, unfitted classifier for a candidate name.
-
-    >>> type(build("logreg")).__name__
-    'FastLogisticRegression'
-    """
-    try:
-        factory = CANDIDATES[name]
-    except KeyError:
-        known = ", ".join(sorted(CANDIDATES))
-        raise UnknownModelError(f"unknown model {name!r}; known models: {known}") from None
-    return factory()
-
-
-def _per_call_us(fn: Callable[[int], object], count: int) -> float:
-    import time
-
-    runs = []
-    for _ in range(3):
-        t0 = time.process_time()
-        for i in range(count):
-            fn(i)
-        runs.append((time.process_time() - t0) / count * 1e6)
-    return min(runs)
-
-
-def _bench_candidate(
-    name: str, names: list[str], pool: list[tuple[dict, bool]], count: int
-) -> tuple[float, float, float]:
-    from models.detector import Detector
-    from models.scorer import FraudModel
-
-    model = FraudModel(name, names)
-    for x, y in pool:
-        model.learn_one(x, y)
-    k = len(pool)
-    score = _per_call_us(lambda i: model.score_one(dict(pool[i % k][0])), count)
-    learn = _per_call_us(lambda i: model.learn_one(dict(pool[i % k][0]), pool[i % k][1]), count)
-    horizon = 3 * count
-    det = Detector(FraudModel(name, names), label_horizon_s=float(horizon))
-    for i in range(horizon):  # fill the buffer: from now on every score learns one
-        det.score(f"w{i}", "acc", "m", float(i), dict(pool[i % k][0]))
-    clock = iter(range(horizon, horizon + 10 * count))
-
-    def detect(_: int) -> None:
-        t = next(clock)
-        det.score(f"t{t}", "acc", "m", float(t), dict(pool[t % k][0]))
-
-    return score, learn, _per_call_us(detect, count)
-
-
-def benchmark(n: int = 5_000) -> None:
-    """Print µs per ``score_one``/``learn_one`` of every candidate on 60 synthetic features
-    (0.7 % fraud), and per ``Detector.score`` in steady state (every score also learns one
-    transaction past its horizon; alerts include their explanation). CPU time, best of 3,
-    each call on a fresh dict copy as the feature extractor would hand over. Run:
-    ``python -c 'from models.candidates import benchmark; benchmark()'``."""
-    import random
-
-    rng = random.Random(0)
-    names = [f"feature_{i:02d}" for i in range(60)]
-    pool = []
-    for _ in range(1000):
-        y = rng.random() < 0.007
-        x = {k: rng.gauss(2.0 if y and i < 5 else 0.0, 1.0 + i % 7) for i, k in enumerate(names)}
-        pool.append((x, y))
-    print(f"{'model':16s} {'score_one':>10s} {'learn_one':>10s} {'Detector.score':>15s}  (µs)")
-    for name in CANDIDATES:
-        count = n if name.startswith("logreg") else max(n // 10, 200)
-        score, learn, detect = _bench_candidate(name, names, pool, count)
-        print(f"{name:16s} {score:10.1f} {learn:10.1f} {detect:15.1f}")
