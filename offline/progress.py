@@ -1,9 +1,9 @@
-"""A tiny dependency-free progress bar for long work (simulating, writing, replaying).
+"""Progress of long offline work (simulating, reading, scoring, replaying), on stderr.
 
-Writes to stderr. On a terminal it redraws one line in place (at most every ``interval``
-seconds, default 0.2 s); when stderr is not a terminal (CI logs, pipes, files) it prints
-one plain line every ``interval`` seconds (default 10 s) and a final line, so logs stay
-readable. Each line shows count/total, percentage, rate per second and the ETA.
+On a terminal the bar is tqdm's: count/total, rate and ETA, redrawn in place. When stderr
+is not a terminal (CI logs, pipes, files) — or tqdm, an optional dependency, is not
+installed — it prints one plain line every ``interval`` seconds (default 10 s) and a final
+line, so logs stay readable. ``enabled=False`` (``--no-progress``) prints nothing.
 
 >>> import io
 >>> out = io.StringIO()
@@ -18,11 +18,9 @@ from __future__ import annotations
 import sys
 import time
 from types import TracebackType
-from typing import TextIO
+from typing import Any, TextIO
 
 __all__ = ["Progress", "format_count", "format_duration", "format_rate"]
-
-_BAR_WIDTH = 24
 
 
 def format_count(n: int | float) -> str:
@@ -60,11 +58,20 @@ def _isatty(stream: TextIO) -> bool:
         return False
 
 
+def _tqdm_class() -> Any | None:
+    """tqdm's bar class, or None when tqdm is not installed (it is in the dev and eval extras)."""
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return tqdm
+
+
 class Progress:
     """Count work done and show it. Cheap enough to call ``update`` per item.
 
     ``total`` may be ``None`` (unknown): then no percentage/ETA is shown.
-    ``enabled=False`` makes every method a no-op (e.g. for ``--no-progress``).
+    ``enabled=False`` makes every method a no-op apart from counting.
     """
 
     def __init__(
@@ -74,22 +81,36 @@ class Progress:
         unit: str = "",
         stream: TextIO | None = None,
         enabled: bool = True,
-        interval: float | None = None,
+        interval: float = 10.0,
     ) -> None:
         self.total = total if total is None else max(0, int(total))
         self.desc = desc
         self.unit = unit
         self.stream: TextIO = stream if stream is not None else sys.stderr
         self.enabled = enabled
-        self.tty = _isatty(self.stream)
-        self.interval = interval if interval is not None else (0.2 if self.tty else 10.0)
+        self.interval = interval
         self.count = 0
         self._started = time.monotonic()
-        self._next_draw = self._started + self.interval
-        self._last_width = 0
+        self._next_line = self._started + interval
         self._closed = False
+        self._bar: Any = None
+        tqdm = _tqdm_class() if enabled and _isatty(self.stream) else None
+        if tqdm is not None:
+            self._bar = tqdm(
+                total=self.total,
+                desc=desc or None,
+                unit=f" {unit}" if unit else "it",
+                unit_scale=True,
+                file=self.stream,
+                dynamic_ncols=True,
+                mininterval=0.2,
+            )
 
-    # -- context manager ---------------------------------------------------------------
+    @property
+    def tty(self) -> bool:
+        """True when tqdm draws the bar (a terminal and tqdm installed)."""
+        return self._bar is not None
+
     def __enter__(self) -> Progress:
         return self
 
@@ -101,41 +122,44 @@ class Progress:
     ) -> None:
         self.close()
 
-    # -- API -----------------------------------------------------------------------------
     def update(self, n: int = 1) -> None:
-        """Record ``n`` more items done; redraw if the interval has passed."""
+        """Record ``n`` more items done; redraw (a bar) or print (a line) when due."""
         self.count += n
-        if self.enabled:
-            now = time.monotonic()
-            if now >= self._next_draw:
-                self._next_draw = now + self.interval
-                self._draw(now, final=False)
+        if not self.enabled:
+            return
+        if self._bar is not None:
+            self._guard(self._bar.update, n)
+            return
+        now = time.monotonic()
+        if now >= self._next_line:
+            self._next_line = now + self.interval
+            self._line(now)
 
     @property
     def elapsed(self) -> float:
         return time.monotonic() - self._started
 
     def close(self) -> None:
-        """Draw the final state once (ends the in-place line on a terminal)."""
+        """Finish: end the bar's line on a terminal, or print the final plain line."""
         if self._closed:
             return
         self._closed = True
-        if self.enabled:
-            self._draw(time.monotonic(), final=True)
+        if not self.enabled:
+            return
+        if self._bar is not None:
+            self._guard(self._bar.close)
+        else:
+            self._line(time.monotonic())
 
     def render(self, now: float | None = None) -> str:
-        """The status text (without carriage return or newline)."""
+        """The plain status line: count/total, percentage, rate and ETA (or elapsed time)."""
         now = time.monotonic() if now is None else now
         elapsed = max(now - self._started, 1e-9)
         rate = self.count / elapsed
         unit = f" {self.unit}" if self.unit else ""
         parts = [f"{self.desc}:" if self.desc else ""]
         if self.total:
-            frac = min(1.0, self.count / self.total)
-            if self.tty:
-                filled = int(frac * _BAR_WIDTH)
-                parts.append("[" + "#" * filled + "-" * (_BAR_WIDTH - filled) + "]")
-            parts.append(f"{frac * 100:5.1f}%" if self.tty else f"{frac * 100:.1f}%")
+            parts.append(f"{min(1.0, self.count / self.total) * 100:.1f}%")
             parts.append(f"{format_count(self.count)}/{format_count(self.total)}{unit}")
         else:
             parts.append(f"{format_count(self.count)}{unit}")
@@ -146,16 +170,15 @@ class Progress:
             parts.append(f"elapsed {format_duration(elapsed)}")
         return " ".join(p for p in parts if p)
 
-    # -- drawing -------------------------------------------------------------------------
-    def _draw(self, now: float, final: bool) -> None:
-        text = self.render(now)
+    def _line(self, now: float) -> None:
+        self._guard(self.stream.write, self.render(now) + "\n")
+        self._guard(self.stream.flush)
+
+    def _guard(self, call: Any, *args: Any) -> None:
+        """Progress is best effort: a closed pipe or stream switches it off, never fails the work."""
+        if not self.enabled:
+            return
         try:
-            if self.tty:
-                pad = " " * max(0, self._last_width - len(text))
-                self._last_width = len(text)
-                self.stream.write("\r" + text + pad + ("\n" if final else ""))
-            else:
-                self.stream.write(text + "\n")
-            self.stream.flush()
-        except (OSError, ValueError):  # closed pipe/stream: progress is best effort
+            call(*args)
+        except (OSError, ValueError):
             self.enabled = False

@@ -89,8 +89,9 @@ class AlertCollector(threading.Thread):
     def run(self) -> None:
         while not self.stop.is_set():
             msg = self._consumer.poll(0.2)
-            if msg is not None and not msg.error():
-                self.alerted.add(orjson.loads(msg.value())["transaction_id"])
+            value = msg.value() if msg is not None and not msg.error() else None
+            if value is not None:
+                self.alerted.add(orjson.loads(value)["transaction_id"])
         self._consumer.close()
 
 

@@ -1,4 +1,4 @@
-"""The dependency-free progress bar."""
+"""Progress on stderr: tqdm's bar on a terminal, plain lines in logs or without tqdm."""
 
 from __future__ import annotations
 
@@ -56,18 +56,35 @@ def test_non_tty_default_is_quiet_until_the_end():
     assert "50,000/50,000" in lines[0]
 
 
-def test_tty_redraws_in_place(clock):
+def test_tty_draws_a_tqdm_bar() -> None:
+    pytest.importorskip("tqdm")
     out = FakeTTY()
-    bar = Progress(total=200, desc="x", stream=out)
-    assert bar.tty and bar.interval == pytest.approx(0.2)
+    bar = Progress(total=200, desc="x", unit="tx", stream=out)
+    assert bar.tty
     for _ in range(4):
-        clock[0] += 0.25
         bar.update(50)
     bar.close()
     text = out.getvalue()
-    assert text.count("\r") == 5 and text.count("\n") == 1 and text.endswith("\n")
-    assert "[" in text and "#" * 24 in text and "200/200" in text
-    assert "ETA" in text.split("\r")[1]
+    assert "\r" in text and text.endswith("\n") and text.count("\n") == 1
+    assert "x:" in text and "200/200" in text and "100%" in text and "tx/s" in text
+    assert bar.count == 200
+
+
+def test_tty_without_tqdm_prints_plain_lines(monkeypatch, clock):
+    monkeypatch.setattr(progress_mod, "_tqdm_class", lambda: None)
+    out = FakeTTY()
+    with Progress(total=10, desc="x", stream=out) as bar:
+        assert not bar.tty
+        clock[0] += 2.0
+        bar.update(10)
+    assert out.getvalue() == "x: 100.0% 10/10 5.0/s elapsed 2s\n"
+
+
+def test_disabled_on_a_tty_draws_no_bar() -> None:
+    out = FakeTTY()
+    with Progress(total=10, stream=out, enabled=False) as bar:
+        bar.update(10)
+    assert not bar.tty and out.getvalue() == ""
 
 
 def test_unknown_total_shows_count_and_rate(clock):
