@@ -94,6 +94,17 @@ class Settings:
     state_sweep_interval_s: float = _opt(60.0, "wall-clock seconds between sweeps that delete expired entities")
     pending_capacity: int = _opt(500_000, "max scored transactions kept awaiting a label (bounds memory)")
 
+    # Hostile input: beyond these bounds a message is dead-lettered with a reason.
+    max_message_bytes: int = _opt(65_536, "largest transaction/label message accepted (bytes); larger: too-large")
+    max_field_chars: int = _opt(256, "longest string field accepted (ids, merchant, device...); longer: bad-value")
+    max_amount: float = _opt(1e9, "largest amount accepted (PEN); larger: bad-amount")
+    max_future_s: float = _opt(
+        86_400.0, "how far ahead of the wall clock an event time may be; further: bad-timestamp (never moves time)"
+    )
+    metric_institutions_max: int = _opt(
+        100, "distinct institution_id values given their own metric series; later ones count as 'other'"
+    )
+
     # Persistence.
     data_dir: str = _opt("data", "worker data dir (Faust datadir, checkpoints)")
     checkpoint_interval_s: float = _opt(60.0, "wall-clock seconds between model checkpoints")

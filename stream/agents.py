@@ -26,7 +26,7 @@ from stream.metrics import Metrics
 from stream.pipeline.alerts import build_alert
 from stream.pipeline.emits import ROUTES, MerchantFraud, Stage, ToMerchant, ToScore
 from stream.pipeline.stages import Pipeline
-from stream.pipeline.validation import dead_letter, parse_label, parse_transaction
+from stream.pipeline.validation import Limits, dead_letter, parse_label, parse_transaction
 from stream.wire import (
     FraudEntry,
     MerchantEntry,
@@ -81,13 +81,23 @@ class Handlers:
         self.metrics = metrics
         self.merchant_partition = Partitioner(partitions).of
         self.clock: Callable[[], float] = time.time
+        self.limits = Limits(
+            max_message_bytes=settings.max_message_bytes,
+            max_field_chars=settings.max_field_chars,
+            max_amount=settings.max_amount,
+            max_future_s=settings.max_future_s,
+        )
 
     # -- shared -------------------------------------------------------------------------
 
     def _dead_letter(self, sends: Sends, msg: Message, err: InvalidEvent) -> None:
         self.metrics.dead_letters.labels(topic=msg.topic, reason=err.code).inc()
-        record = dead_letter(err, msg.value, msg.topic, msg.partition, msg.offset, now_iso())
-        sends.message(self.settings.topic_dlq, msg.key, orjson.dumps(record))
+        record = dead_letter(
+            err, msg.value, msg.topic, msg.partition, msg.offset, now_iso(), self.limits.max_dead_letter_payload
+        )
+        # the original key, unless it alone would break the producer's message limit
+        key = msg.key if msg.key is None or len(msg.key) <= self.limits.max_field_chars * 4 else None
+        sends.message(self.settings.topic_dlq, key, orjson.dumps(record))
 
     def _send_fraud(self, sends: Sends, fraud: MerchantFraud) -> None:
         """A confirmed fraud goes to its stage, on the partition that holds the merchant."""
@@ -108,9 +118,10 @@ class Handlers:
         sends, written = Sends(), {}
         stage, m = self.pipeline.account, self.metrics
         to_merchant = sends.to(ROUTES[ToMerchant])
+        now, limits = self.clock(), self.limits
         for msg in batch:
             try:
-                tx = parse_transaction(msg.value)
+                tx = parse_transaction(msg.value, now, limits)
             except InvalidEvent as err:
                 self._dead_letter(sends, msg, err)
                 continue
@@ -175,7 +186,7 @@ class Handlers:
                         tx, verdict.features, verdict.scored, s.alert_threshold, version, verdict.rules, now
                     )
                     sends.message(s.topic_alerts, tx.account_id.encode(), orjson.dumps(alert))
-                    m.alerts.labels(institution=tx.institution_id or "unknown").inc()
+                    m.alerts.labels(institution=m.institution(tx.institution_id)).inc()
                 if s.emit_scores:
                     record = {
                         "transaction_id": tx.transaction_id,
@@ -198,9 +209,10 @@ class Handlers:
     def labels(self, batch: list[Message]) -> Sends:
         """validate → learn with the features the transaction had when scored."""
         sends = Sends()
+        now, limits = self.clock(), self.limits
         for msg in batch:
             try:
-                label = parse_label(msg.value)
+                label = parse_label(msg.value, now, limits)
             except InvalidEvent as err:
                 self._dead_letter(sends, msg, err)
                 continue

@@ -72,6 +72,11 @@ def create_app(settings: Settings, pipeline: Pipeline, metrics: Metrics, partiti
         web_host=s.web_host,
         web_port=s.web_port,
         web_bind=s.web_host,
+        # Faust's /table/ and /router/ views would serve any account's raw state unauthenticated.
+        web_tables_enabled=False,
+        web_router_enabled=False,
+        web_graph_enabled=False,
+        web_stats_enabled=False,
     )
     raw = {"key_serializer": "raw", "value_serializer": "raw"}
     transactions = app.topic(s.topic_transactions, **raw)

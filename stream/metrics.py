@@ -6,6 +6,7 @@ Latency buckets are explicit and millisecond-scale so p50/p99 are computable wit
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Mapping
 
@@ -14,11 +15,43 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 LATENCY_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 
 
+class BoundedLabel:
+    """Label values from free text, with a bounded set of series.
+
+    The first ``limit`` distinct values that look like identifiers (at most 64 characters
+    of letters, digits, ``._-``) get their own series; anything else counts as ``other``,
+    so a producer cannot grow ``/metrics`` without bound.
+
+    >>> label = BoundedLabel(limit=1)
+    >>> label("BCP"), label("BCP"), label("BBVA"), label("x" * 65)
+    ('BCP', 'BCP', 'other', 'other')
+    """
+
+    OTHER = "other"
+    _PLAIN = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._seen: set[str] = set()
+
+    def __call__(self, value: str | None) -> str:
+        if not value:
+            return "unknown"
+        if value in self._seen:
+            return value
+        if len(self._seen) >= self.limit or not self._PLAIN.fullmatch(value):
+            return self.OTHER
+        self._seen.add(value)
+        return value
+
+
 class Metrics:
     """Every metric DESIGN.md asks for; one instance per worker process."""
 
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    def __init__(self, registry: CollectorRegistry | None = None, institutions_max: int = 100) -> None:
         self.registry = registry or CollectorRegistry()
+        #: institution_id → ``institution`` label value (bounded)
+        self.institution = BoundedLabel(institutions_max)
         r = self.registry
         self.transactions = Counter("kuntur_transactions", "Valid transactions scored", registry=r)
         self.dead_letters = Counter(

@@ -45,7 +45,7 @@ def build_worker(settings: Settings) -> Kuntur:
     partitions = ensure_topics(settings)
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
     detector = restore_detector(settings)
-    metrics = Metrics()
+    metrics = Metrics(institutions_max=settings.metric_institutions_max)
     metrics.set_model(detector.model.name, detector.model.version, detector.model.generation)
     metrics.checkpoint_interval.set(settings.checkpoint_interval_s)
     metrics.alert_budget.set(settings.alert_budget_ratio)

@@ -31,6 +31,7 @@ ERROR_CODES = (
     "bad-amount",
     "bad-timestamp",
     "bad-value",
+    "too-large",
 )
 
 _REQUIRED = ("transaction_id", "account_id", "timestamp", "amount")
@@ -50,6 +51,29 @@ _OPTIONAL_NUM = ("account_balance", "account_age_days", "latitude", "longitude")
 _KNOWN = frozenset(SCHEMA_FIELDS)
 # Epoch numbers beyond this are almost certainly milliseconds (year 5138 in seconds).
 _MAX_EPOCH_S = 1e11
+# No event time at or after 2100-01-01T00:00Z is plausible (and beyond year 9999 no date can be formatted).
+_LAST_PLAUSIBLE_S = 4102444800.0
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Bounds on what a message may carry; beyond them it is dead-lettered with a reason.
+
+    ``max_future_s`` bounds event time against the wall clock (``now``), so one message
+    timestamped in year 9999 cannot move the stream's watermark, learn every pending
+    transaction as genuine and expire every account. Offline runs (history files) pass no
+    ``now``: only the absolute bound applies there.
+    """
+
+    max_message_bytes: int = 64 * 1024
+    max_field_chars: int = 256
+    max_amount: float = 1e9
+    max_future_s: float = 86_400.0
+    #: dead letters carry at most this many bytes of the original payload (and say so)
+    max_dead_letter_payload: int = 16 * 1024
+
+
+DEFAULT_LIMITS = Limits()
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,8 +99,19 @@ def decode_object(raw: bytes | str | None) -> dict[str, Any]:
     return obj
 
 
-def parse_time(value: Any, field: str) -> float:
-    """ISO-8601 with a zone, or epoch seconds, to epoch seconds (UTC)."""
+def parse_time(value: Any, field: str, now: float | None = None, limits: Limits = DEFAULT_LIMITS) -> float:
+    """ISO-8601 with a zone, or epoch seconds, to epoch seconds (UTC), within plausible bounds."""
+    ts = _parse_time(value, field)
+    if ts >= _LAST_PLAUSIBLE_S:
+        raise InvalidEvent("bad-timestamp", f"{field} {value!r} is after 2100: not a plausible event time")
+    if now is not None and ts > now + limits.max_future_s:
+        raise InvalidEvent(
+            "bad-timestamp", f"{field} {value!r} is more than {limits.max_future_s:.0f} s ahead of the wall clock"
+        )
+    return ts
+
+
+def _parse_time(value: Any, field: str) -> float:
     if isinstance(value, bool):
         raise InvalidEvent("bad-timestamp", f"{field} must be ISO-8601 or epoch seconds, got a bool")
     if isinstance(value, int | float):
@@ -88,20 +123,38 @@ def parse_time(value: Any, field: str) -> float:
         return ts
     if not isinstance(value, str):
         raise InvalidEvent("bad-timestamp", f"{field} must be a string or number")
+    if len(value) > 64:
+        raise InvalidEvent("bad-timestamp", f"{field} is {len(value)} characters long: not a timestamp")
     try:
         dt = datetime.fromisoformat(value.replace("Z", "+00:00") if value.endswith("Z") else value)
     except ValueError:
         raise InvalidEvent("bad-timestamp", f"{field} {value!r} is not ISO-8601") from None
     if dt.tzinfo is None or dt.utcoffset() is None:
         raise InvalidEvent("bad-timestamp", f"{field} {value!r} has no time zone (event time must be unambiguous)")
-    return dt.timestamp()
+    try:
+        return dt.timestamp()
+    except (OverflowError, ValueError):
+        raise InvalidEvent("bad-timestamp", f"{field} {value!r} is out of range") from None
 
 
-def _require_str(obj: dict[str, Any], name: str) -> str:
+def _require_str(obj: dict[str, Any], name: str, limits: Limits = DEFAULT_LIMITS) -> str:
     value = obj[name]
     if not isinstance(value, str) or not value.strip():
-        raise InvalidEvent("bad-type", f"{name} must be a non-empty string, got {value!r}")
+        raise InvalidEvent("bad-type", f"{name} must be a non-empty string, got {_short(value)}")
+    if len(value) > limits.max_field_chars:
+        raise InvalidEvent("bad-value", f"{name} is {len(value)} characters long (limit {limits.max_field_chars})")
     return value
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
+def _check_size(raw: bytes | str | None, limits: Limits) -> None:
+    size = len(raw) if raw is not None else 0
+    if size > limits.max_message_bytes:
+        raise InvalidEvent("too-large", f"message is {size} bytes (limit {limits.max_message_bytes})")
 
 
 def _number(obj: dict[str, Any], name: str) -> float | None:
@@ -115,26 +168,37 @@ def _number(obj: dict[str, Any], name: str) -> float | None:
     return float(value)
 
 
-def parse_transaction(raw: bytes | str | None) -> Transaction:
-    """Validate one Transaction JSON message (see DESIGN.md) into a :class:`Transaction`."""
-    return transaction_from_dict(decode_object(raw))
+def parse_transaction(
+    raw: bytes | str | None, now: float | None = None, limits: Limits = DEFAULT_LIMITS
+) -> Transaction:
+    """Validate one Transaction JSON message (see DESIGN.md) into a :class:`Transaction`.
+
+    ``now`` (wall clock, epoch s) bounds event time from above; offline callers omit it."""
+    _check_size(raw, limits)
+    return transaction_from_dict(decode_object(raw), now, limits)
 
 
-def transaction_from_dict(obj: dict[str, Any]) -> Transaction:
+def transaction_from_dict(
+    obj: dict[str, Any], now: float | None = None, limits: Limits = DEFAULT_LIMITS
+) -> Transaction:
     """Validate an already-decoded transaction object (file rows use this too)."""
     missing = [name for name in _REQUIRED if obj.get(name) is None]
     if missing:
         raise InvalidEvent("missing-field", f"missing required field(s): {', '.join(missing)}")
     amount = obj["amount"]
     if isinstance(amount, bool) or not isinstance(amount, int | float):
-        raise InvalidEvent("bad-type", f"amount must be a number, got {amount!r}")
+        raise InvalidEvent("bad-type", f"amount must be a number, got {_short(amount)}")
     if not math.isfinite(amount) or amount <= 0:
         raise InvalidEvent("bad-amount", f"amount must be a finite number > 0, got {amount!r}")
+    if amount > limits.max_amount:
+        raise InvalidEvent("bad-amount", f"amount {amount!r} is above the configured maximum {limits.max_amount:g}")
     strings: dict[str, str | None] = {}
     for name in _OPTIONAL_STR:
         value = obj.get(name)
         if value is not None and not isinstance(value, str):
-            raise InvalidEvent("bad-type", f"{name} must be a string, got {value!r}")
+            raise InvalidEvent("bad-type", f"{name} must be a string, got {_short(value)}")
+        if value is not None and len(value) > limits.max_field_chars:
+            raise InvalidEvent("bad-value", f"{name} is {len(value)} characters long (limit {limits.max_field_chars})")
         strings[name] = value or None
     numbers = {name: _number(obj, name) for name in _OPTIONAL_NUM}
     lat, lon = numbers["latitude"], numbers["longitude"]
@@ -145,9 +209,9 @@ def transaction_from_dict(obj: dict[str, Any]) -> Transaction:
     if (lat is None) != (lon is None):
         lat = lon = None  # half a coordinate is no location
     return Transaction(
-        transaction_id=_require_str(obj, "transaction_id"),
-        account_id=_require_str(obj, "account_id"),
-        ts=parse_time(obj["timestamp"], "timestamp"),
+        transaction_id=_require_str(obj, "transaction_id", limits),
+        account_id=_require_str(obj, "account_id", limits),
+        ts=parse_time(obj["timestamp"], "timestamp", now, limits),
         amount=float(amount),
         currency=strings["currency"] or "PEN",
         transaction_type=strings["transaction_type"],
@@ -167,19 +231,20 @@ def transaction_from_dict(obj: dict[str, Any]) -> Transaction:
     )
 
 
-def parse_label(raw: bytes | str | None) -> Label:
+def parse_label(raw: bytes | str | None, now: float | None = None, limits: Limits = DEFAULT_LIMITS) -> Label:
     """Validate one Label JSON message."""
+    _check_size(raw, limits)
     obj = decode_object(raw)
     missing = [n for n in ("transaction_id", "account_id", "is_fraud", "reported_at") if obj.get(n) is None]
     if missing:
         raise InvalidEvent("missing-field", f"missing required field(s): {', '.join(missing)}")
     if not isinstance(obj["is_fraud"], bool):
-        raise InvalidEvent("bad-type", f"is_fraud must be true or false, got {obj['is_fraud']!r}")
+        raise InvalidEvent("bad-type", f"is_fraud must be true or false, got {_short(obj['is_fraud'])}")
     return Label(
-        transaction_id=_require_str(obj, "transaction_id"),
-        account_id=_require_str(obj, "account_id"),
+        transaction_id=_require_str(obj, "transaction_id", limits),
+        account_id=_require_str(obj, "account_id", limits),
         is_fraud=obj["is_fraud"],
-        reported_at=parse_time(obj["reported_at"], "reported_at"),
+        reported_at=parse_time(obj["reported_at"], "reported_at", now, limits),
     )
 
 
@@ -190,17 +255,25 @@ def dead_letter(
     partition: int | None,
     offset: int | None,
     received_at: str,
+    max_payload: int = DEFAULT_LIMITS.max_dead_letter_payload,
 ) -> dict[str, Any]:
-    """A DeadLetter record (DESIGN.md) that keeps the original bytes."""
+    """A DeadLetter record (DESIGN.md) that keeps the original bytes, or their first
+    ``max_payload`` bytes (``payload_truncated`` says so), so no dead letter can exceed
+    the producer's message limit."""
     if isinstance(payload, str):
         payload = payload.encode()
     payload = payload or b""
+    size = len(payload)
+    truncated = size > max_payload
+    if truncated:
+        payload = payload[:max_payload]
     try:
-        text: str = payload.decode("utf-8")
-        encoding = "utf-8"
-    except UnicodeDecodeError:
-        text = base64.b64encode(payload).decode("ascii")
-        encoding = "base64"
+        text, encoding = payload.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError as exc:
+        if truncated and exc.start >= len(payload) - 3:  # the cut split a character: keep text
+            text, encoding = payload[: exc.start].decode("utf-8"), "utf-8"
+        else:
+            text, encoding = base64.b64encode(payload).decode("ascii"), "base64"
     return {
         "error": error.code,
         "detail": error.detail,
@@ -210,4 +283,6 @@ def dead_letter(
         "received_at": received_at,
         "payload": text,
         "payload_encoding": encoding,
+        "payload_truncated": truncated,
+        "payload_bytes": size,
     }

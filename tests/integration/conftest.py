@@ -134,8 +134,13 @@ def start_worker(tmp_path: Path) -> Iterator[Callable[[Settings], WorkerProcess]
             w.proc.wait()
 
 
-def produce(settings: Settings, topic: str, messages: Iterable[tuple[bytes | None, bytes]]) -> int:
-    p = Producer(settings.kafka_client_config())
+def produce(
+    settings: Settings,
+    topic: str,
+    messages: Iterable[tuple[bytes | None, bytes]],
+    extra: dict[str, Any] | None = None,
+) -> int:
+    p = Producer({**settings.kafka_client_config(), **(extra or {})})
     n = 0
     for key, value in messages:
         p.produce(topic, key=key, value=value)

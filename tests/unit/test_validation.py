@@ -120,3 +120,32 @@ def test_typed_field_groups_cover_exactly_the_schema():
 
     groups = validation._REQUIRED + validation._OPTIONAL_STR + validation._OPTIONAL_NUM
     assert sorted(groups) == sorted(SCHEMA_FIELDS) and len(groups) == len(set(groups))
+
+
+def test_hostile_values_are_rejected_with_specific_codes():
+    from stream.pipeline.validation import Limits, dead_letter
+
+    base = {"transaction_id": "t", "account_id": "a", "amount": 5.0, "timestamp": "2026-01-01T00:00:00Z"}
+    now = 1767225600.0
+    cases = [
+        ({**base, "timestamp": "9999-12-31T23:59:59-12:00"}, "bad-timestamp"),
+        ({**base, "timestamp": now + 2 * 86400}, "bad-timestamp"),
+        ({**base, "amount": 1e308}, "bad-amount"),
+        ({**base, "merchant_id": "m" * 300}, "bad-value"),
+        ({**base, "account_id": "a" * 300}, "bad-value"),
+    ]
+    for record, code in cases:
+        with pytest.raises(InvalidEvent) as err:
+            parse_transaction(orjson.dumps(record), now=now)
+        assert err.value.code == code, record
+    big = orjson.dumps({**base, "device_id": "d" * 100_000})
+    with pytest.raises(InvalidEvent) as err:
+        parse_transaction(big, now=now)
+    assert err.value.code == "too-large"
+    record = dead_letter(err.value, big, "transactions", 0, 1, "now", Limits().max_dead_letter_payload)
+    assert record["payload_truncated"] and record["payload_bytes"] == len(big)
+    assert len(record["payload"]) == Limits().max_dead_letter_payload
+    # offline (no wall clock): only the absolute bound applies, history files from any year pass
+    assert parse_transaction(orjson.dumps({**base, "timestamp": now + 2 * 86400})).ts == now + 2 * 86400
+    with pytest.raises(InvalidEvent, match="2100"):
+        parse_transaction(orjson.dumps({**base, "timestamp": "2150-01-01T00:00:00Z"}))
