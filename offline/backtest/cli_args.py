@@ -7,8 +7,10 @@ argument types here turn bad input into argparse's usage errors.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
+from typing import Any
 
-__all__ = ["add_history_arguments", "budgets"]
+__all__ = ["SmoteFlag", "add_history_arguments", "budgets"]
 
 
 def add_history_arguments(p: argparse.ArgumentParser) -> None:
@@ -36,3 +38,27 @@ def budgets(text: str) -> list[int]:
     if not values or min(values) < 1:
         raise argparse.ArgumentTypeError("budget: at least one whole number >= 1")
     return values
+
+
+class SmoteFlag(argparse.Action):
+    """``--smote``: a flag that fails when parsed, not after a long streaming run, if
+    imbalanced-learn is not installed."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=False, **kwargs)
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        from offline.backtest.baseline import require_smote
+        from offline.errors import BaselineUnavailable
+
+        try:
+            require_smote()
+        except BaselineUnavailable as exc:
+            parser.error(str(exc))
+        setattr(namespace, self.dest, True)

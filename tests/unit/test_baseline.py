@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import argparse
+import importlib.util
 import sys
 
 import numpy as np
@@ -10,7 +12,14 @@ from offline.errors import BaselineUnavailable, UnknownBaselineError
 
 pytest.importorskip("sklearn")
 
-from offline.backtest.baseline import BASELINES, require_baseline, run_baseline, smote_oversample  # noqa: E402
+from offline.backtest.baseline import (  # noqa: E402
+    BASELINES,
+    require_baseline,
+    require_smote,
+    run_baseline,
+    smote_oversample,
+)
+from offline.backtest.cli_args import SmoteFlag  # noqa: E402
 
 DAY = 86400.0
 LABEL_DELAY = 3 * DAY  # frauds are reported 3 days later
@@ -137,3 +146,20 @@ def test_missing_libraries_name_the_extra(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setitem(sys.modules, "sklearn.ensemble", None)
     with pytest.raises(BaselineUnavailable, match=r"kuntur\[eval\]"):
         run_baseline(X, ts, y, known_at)
+
+
+def test_smote_needs_imbalanced_learn_and_says_so_when_parsing(monkeypatch: pytest.MonkeyPatch) -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--smote", action=SmoteFlag)
+    assert parser.parse_args([]).smote is False
+    if importlib.util.find_spec("imblearn") is not None:
+        require_smote()
+        assert parser.parse_args(["--smote"]).smote is True
+    monkeypatch.setitem(sys.modules, "imblearn.over_sampling", None)  # as if not installed
+    with pytest.raises(BaselineUnavailable, match="imbalanced-learn"):
+        require_smote()
+    X, _, y, _ = _problem(n=600)
+    with pytest.raises(BaselineUnavailable, match=r"kuntur\[eval\]"):
+        smote_oversample(X, y, np.random.default_rng(0))
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--smote"])
