@@ -30,7 +30,7 @@ import orjson
 from config.settings import Settings
 from features.catalogue import FEATURE_NAMES
 from models.detector import Detector
-from offline.backtest.cli_args import add_history_arguments, budgets
+from offline.backtest.cli_args import SmoteFlag, add_history_arguments, budgets
 from offline.backtest.history import History, LabelRule, events, label_rule, load_history, parse_columns, parse_duration
 from offline.errors import HistoryError
 from offline.progress import Progress
@@ -405,7 +405,7 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--retrain-every", default="7d", metavar="DURATION", help="baseline retraining period (7d)")
     p.add_argument("--train-window", default="28d", metavar="DURATION", help="baseline training window (28d)")
-    p.add_argument("--smote", action="store_true", help="oversample frauds with SMOTE when training the baseline")
+    p.add_argument("--smote", action=SmoteFlag, help="oversample frauds with SMOTE when training the baseline")
     p.add_argument("--no-search", action="store_true", help="skip the baseline's small hyperparameter search")
     p.add_argument("--seed", type=int, default=0, help="baseline random seed (0)")
     p.add_argument("--json", metavar="PATH", help="write the summary as JSON")
