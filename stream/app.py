@@ -78,7 +78,7 @@ def create_app(settings: Settings, pipeline: Pipeline, metrics: Metrics, partiti
         web_graph_enabled=False,
         web_stats_enabled=False,
     )
-    raw = {"key_serializer": "raw", "value_serializer": "raw"}
+    raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
     transactions = app.topic(s.topic_transactions, **raw)
     labels = app.topic(s.topic_labels, **raw)
     # Internal topics carry batches of entries (stream/wire.py); the suffix names their format.
@@ -150,7 +150,7 @@ def create_app(settings: Settings, pipeline: Pipeline, metrics: Metrics, partiti
             if n:
                 log.info("expired %d idle entities", n)
 
-    @app.on_before_shutdown.connect
+    @app.on_before_shutdown.connect  # type: ignore[arg-type]  # Faust's stub wants a keyword-only ``signal``
     async def final_checkpoint(sender: Any, **kwargs: Any) -> None:
         checkpointer.checkpoint(force=True)
         await app.producer.flush()

@@ -38,14 +38,15 @@ class ExpiringTable(faust.Table):
 
     def on_key_set(self, key: Any, value: Any) -> None:
         fut = self.send_changelog(self.partition_for_key(key), key, value)
-        self.key_partitions[key] = fut.message.partition
+        if fut.message.partition is not None:
+            self.key_partitions[key] = fut.message.partition
         self._sensor_on_set(self, key, value)
 
     @property
     def states(self) -> dict[Any, Any]:
         """The in-memory store's dict: agents read and update it per event, and write each
         key's changelog record once per batch (:meth:`write_changelog`)."""
-        states: dict[Any, Any] = self.data.data  # the memory:// store keeps a plain dict
+        states: dict[Any, Any] = self.data.data  # type: ignore[assignment]  # memory:// keeps a plain dict
         return states
 
     async def write_changelog(self, written: dict[Any, int]) -> None:
@@ -57,7 +58,7 @@ class ExpiringTable(faust.Table):
         if not written:
             return
         states, topic = self.states, self.changelog_topic.get_topic_name()
-        send = self.app.producer.send  # started with the app (tables need it)
+        send: Any = self.app.producer.send  # started with the app (tables need it)
         for key, partition in written.items():
             fut = await send(topic, dumps_key("json", key), states[key], partition, None, None)
             fut.add_done_callback(log_failed_send)

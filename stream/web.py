@@ -13,7 +13,8 @@ from stream.metrics import Metrics
 def is_ready(app: faust.App) -> tuple[bool, int]:
     """Ready once partitions are assigned and table recovery has completed."""
     assigned = len(app.consumer.assignment()) if app._consumer is not None else 0
-    return assigned > 0 and not app.rebalancing and app.tables.recovery.completed.is_set(), assigned
+    tables: Any = app.tables  # the TableManager (its type stub lacks ``recovery``)
+    return assigned > 0 and not app.rebalancing and tables.recovery.completed.is_set(), assigned
 
 
 def add_views(app: faust.App, metrics: Metrics, refresh: Callable[[], None]) -> None:

@@ -25,7 +25,7 @@ def external_topics(settings: Settings) -> list[str]:
 
 def ensure_topics(settings: Settings, timeout: float = 30.0) -> int:
     """Create missing topics; return the partition count every Kuntur topic must use."""
-    admin = AdminClient(settings.kafka_client_config())
+    admin = AdminClient(dict[str, str | int | float | bool](settings.kafka_client_config()))
     try:
         meta = admin.list_topics(timeout=timeout)
     except Exception as exc:  # KafkaException carries librdkafka's reason
