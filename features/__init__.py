@@ -2,7 +2,7 @@
 
 from features.account import ACCOUNT_FEATURES, AccountState, AccountUpdate, update_account
 from features.catalogue import CATALOGUE, FEATURE_NAMES, FeatureSpec, describe, format_catalogue
-from features.errors import StateDecodeError
+from features.errors import StateDecodeError, UnknownFeatureError
 from features.merchant import (
     MERCHANT_FEATURES,
     NO_MERCHANT_FEATURES,
@@ -27,6 +27,7 @@ __all__ = [
     "MerchantUpdate",
     "StateDecodeError",
     "Transaction",
+    "UnknownFeatureError",
     "describe",
     "format_catalogue",
     "is_expired",

@@ -13,3 +13,14 @@ class StateDecodeError(ValueError):
     Raised for an unknown layout version (state written by a newer or older release) and
     for truncated or over-long data. The message says which and for which state type.
     """
+
+
+class UnknownFeatureError(KeyError):
+    """A feature name that is not in the catalogue (misspelt, or renamed since).
+
+    A ``KeyError``, as a failed catalogue lookup always was; its text is the message
+    without the quotes ``KeyError`` adds.
+    """
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""

@@ -4,18 +4,14 @@ A merchant (or terminal) that suddenly sees a burst of transactions, or whose re
 transactions keep turning out fraudulent (a compromised terminal, a skimmer, a
 collusive merchant), raises the risk of every transaction there.
 
-Windows are those of :mod:`features.windows` (10-minute, 2-hour and day tiles, ending at
-the merchant's newest event time):
-
-* ``merchant_tx_count_1h/_24h/_7d/_30d`` include the current transaction;
-  ``merchant_amount_mean_7d`` is the mean amount over the 7-day window (float32 sums).
-* ``merchant_fraud_count_7d/_30d`` count fraud labels recorded with
-  :func:`record_merchant_fraud` whose *transaction* event time falls in the window, and
-  ``merchant_fraud_rate_*`` divide them by the transactions in the same window (0 when
-  there are none, capped at 1). Only labels that have already arrived count: a model
-  never sees a label before its arrival, so nothing leaks from the future.
-* ``has_merchant`` is 1; a transaction without ``merchant_id`` gets
-  :data:`NO_MERCHANT_FEATURES` (all zero) instead of calling :func:`update_merchant`.
+What each feature means is its spec in :mod:`features.definitions`. Windows are those
+of :mod:`features.windows` (10-minute, 2-hour and day tiles, ending at the merchant's
+newest event time) and include the current transaction. Fraud counts come from
+:func:`record_merchant_fraud`, called when a label *arrives*, and count by the
+transaction's event time: a model never sees a label before its arrival, so nothing
+leaks from the future. A transaction without ``merchant_id`` gets
+:data:`NO_MERCHANT_FEATURES` (all zero, ``has_merchant`` too) instead of calling
+:func:`update_merchant`.
 
 The caller should not call :func:`update_merchant` for a transaction that the account
 update reported as a duplicate (the merchant state keeps no transaction ids).
@@ -38,6 +34,7 @@ from dataclasses import dataclass
 from math import floor
 from typing import NamedTuple
 
+from features.definitions import MERCHANT_FEATURES
 from features.errors import StateDecodeError
 from features.transaction import Transaction
 from features.windows import (
@@ -66,19 +63,6 @@ __all__ = [
 #: Layout version: the first byte of :meth:`MerchantState.to_bytes`.
 STATE_VERSION = 1
 DEFAULT_TTL_S = 35 * DAY_S
-
-MERCHANT_FEATURES: tuple[str, ...] = (
-    "merchant_tx_count_1h",
-    "merchant_tx_count_24h",
-    "merchant_tx_count_7d",
-    "merchant_tx_count_30d",
-    "merchant_amount_mean_7d",
-    "merchant_fraud_count_7d",
-    "merchant_fraud_count_30d",
-    "merchant_fraud_rate_7d",
-    "merchant_fraud_rate_30d",
-    "has_merchant",
-)
 
 #: Features of a transaction that names no merchant.
 NO_MERCHANT_FEATURES: dict[str, float] = dict.fromkeys(MERCHANT_FEATURES, 0.0)
@@ -370,6 +354,7 @@ def _new_state(
 
 
 def _features(tiles: array[float], caches: tuple[tuple[Cache, ...], ...]) -> dict[str, float]:
+    """The merchant features by name, in spec order (see :mod:`features.definitions`)."""
     (c1,), (c2,), (c7, c30) = caches
     n1 = c1[0] + tiles[_H1]
     n24 = c2[0] + tiles[_H2]

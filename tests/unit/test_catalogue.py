@@ -1,9 +1,24 @@
-"""The catalogue describes exactly the features the extractors produce."""
+"""The catalogue describes exactly the features the extractors produce.
+
+Every feature is recomputed here from its definition (its spec: a windowed aggregate
+from its parameters, any other feature from a reference written from its description)
+on a handcrafted stream, and compared with what the extractors return under its name.
+Two values swapped in an extractor fail that comparison: the stream is checked to tell
+every pair of features apart.
+"""
 
 from __future__ import annotations
 
+import itertools
 import json
+import math
+import random
+import statistics
 import string
+from array import array
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -14,12 +29,18 @@ from features.catalogue import (
     FEATURE_TYPES,
     WINDOW_NAMES,
     describe,
+    feature,
     format_catalogue,
     spec,
 )
-from features.merchant import MERCHANT_FEATURES, NO_MERCHANT_FEATURES, update_merchant
+from features.definitions import ACCOUNT_SPECS, MERCHANT_SPECS
+from features.errors import UnknownFeatureError
+from features.geo import haversine_km, speed_kmh, valid_point
+from features.merchant import MERCHANT_FEATURES, NO_MERCHANT_FEATURES, record_merchant_fraud, update_merchant
+from features.specs import FeatureSpec, window_span
+from features.transaction import ACCOUNT_TYPES, CHANNELS, TRANSACTION_TYPES, Transaction
 from features.transaction import SCHEMA_FIELDS as TRANSACTION_SCHEMA
-from features.transaction import Transaction
+from features.windows import WINDOWS
 
 SCHEMA_FIELDS = {*TRANSACTION_SCHEMA, "label.is_fraud"}
 
@@ -134,3 +155,323 @@ def test_format_markdown() -> None:
 def test_format_rejects_unknown_formats() -> None:
     with pytest.raises(ValueError, match="yaml"):
         format_catalogue("yaml")
+
+
+def test_unknown_names_raise_with_a_suggestion() -> None:
+    assert feature("account_new_ip") == "account_new_ip"
+    with pytest.raises(UnknownFeatureError, match="did you mean 'account_tx_count_30d'"):
+        feature("account_tx_count_30days")
+    with pytest.raises(KeyError):  # spec() always raised KeyError; it still does
+        spec("account_tx_count_30days")
+
+
+# --- names come from parameters ----------------------------------------------------------
+
+
+def test_windowed_names_are_built_from_their_parameters() -> None:
+    windowed = [s for s in CATALOGUE if s.how is not None]
+    assert len(windowed) == 30
+    for s in windowed:
+        assert s.name == f"{s.stage}_{s.on}_{s.how}_{s.window}"
+        assert window_span(s.window) in s.description  # type: ignore[arg-type]
+    assert {s.stage for s in ACCOUNT_SPECS} == {"account"}
+    assert {s.stage for s in MERCHANT_SPECS} == {"merchant"}
+
+
+def test_window_spans_follow_the_tiling() -> None:
+    assert window_span("1h") == "the last hour (the current 10-minute tile and the 5 before)"
+    assert window_span("7d") == "the last 7 days (the current UTC day and the 6 before)"
+    assert window_span("30d") == "the last 30 days (the current UTC day and the 29 before)"
+    assert WINDOW_NAMES == tuple(WINDOWS)
+
+
+def test_specs_reject_what_the_catalogue_cannot_show() -> None:
+    with pytest.raises(ValueError, match="type"):
+        FeatureSpec("x", "X.", ("amount",), None, "fuzzy", "{value}")
+    with pytest.raises(ValueError, match="window"):
+        FeatureSpec("x", "X.", ("amount",), "2h", "numeric", "{value}")
+    with pytest.raises(ValueError, match="stage"):
+        FeatureSpec("x", "X.", ("amount",), None, "numeric", "{value}", stage="model")
+
+
+# --- every feature recomputed from its definition ----------------------------------------
+
+DAY = 86400.0
+T0 = 1_699_920_000.0  # 2023-11-14 00:00 UTC
+LIMA = timezone(timedelta(hours=-5))
+
+
+def f32(x: float) -> float:
+    return array("f", [x])[0]
+
+
+@dataclass
+class Seen:
+    """What the reference knows when a transaction arrives at one entity."""
+
+    tx: Transaction
+    before: list[Transaction]  # this entity's earlier transactions, oldest first
+    frauds: list[float] = field(default_factory=list)  # event times of reported frauds
+
+
+def _window(events: list[Transaction], window: str, newest: float) -> list[Transaction]:
+    return [e for e in events if WINDOWS[window].contains(e.ts, newest)]
+
+
+def aggregate(s: FeatureSpec, seen: Seen) -> float:
+    """A windowed feature from its parameters alone: ``how`` of ``on`` over ``window``."""
+    assert s.window is not None
+    newest = seen.tx.ts
+    events = _window([*seen.before, seen.tx], s.window, newest)
+    amounts = [f32(e.amount) for e in events]
+    values = {
+        "tx": amounts,
+        "amount": amounts,
+        "small_tx": [a for a in amounts if a < 10.0],
+        "fraud": [t for t in seen.frauds if WINDOWS[s.window].contains(t, newest)],
+    }[s.on or ""]
+    if s.how == "rate":
+        return min(len(values) / len(events), 1.0) if events else 0.0
+    how: dict[str, Callable[[list[float]], float]] = {
+        "count": len,
+        "sum": sum,
+        "mean": statistics.fmean,
+        "std": statistics.pstdev,
+        "max": max,
+    }
+    return float(how[s.how or ""](values))
+
+
+def _lima(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, LIMA)
+
+
+def _hour_angle(seen: Seen) -> float:
+    d = _lima(seen.tx.ts)
+    return 2 * math.pi * (d.hour + d.minute / 60 + (d.second + d.microsecond / 1e6) / 3600) / 24
+
+
+def _dow_angle(seen: Seen) -> float:
+    return 2 * math.pi * _lima(seen.tx.ts).weekday() / 7
+
+
+def _history_30d(seen: Seen) -> list[float]:
+    return [f32(e.amount) for e in _window(seen.before, "30d", seen.tx.ts)]
+
+
+def _ratio(seen: Seen) -> float:
+    history = _history_30d(seen)
+    return min(seen.tx.amount / statistics.fmean(history), 1000.0) if history else 1.0
+
+
+def _zscore(seen: Seen) -> float:
+    history = _history_30d(seen)
+    if len(history) < 2:
+        return 0.0
+    mean = statistics.fmean(history)
+    std = max(statistics.pstdev(history), 0.05 * mean)
+    return max(-50.0, min(50.0, (seen.tx.amount - mean) / std))
+
+
+def _new(attribute: str, capacity: int) -> Callable[[Seen], float]:
+    def new(seen: Seen) -> float:
+        value = getattr(seen.tx, attribute)
+        if value is None or not seen.before:
+            return 0.0
+        recent: list[str] = []  # the last `capacity` distinct values, newest first
+        for e in reversed(seen.before):
+            v = getattr(e, attribute)
+            if v is not None and v not in recent and len(recent) < capacity:
+                recent.append(v)
+        return float(value not in recent)
+
+    return new
+
+
+def _previous_fix(seen: Seen) -> Transaction | None:
+    located = [e for e in seen.before if valid_point(e.latitude, e.longitude)]
+    return located[-1] if located else None
+
+
+def _distance(seen: Seen) -> float:
+    prev, tx = _previous_fix(seen), seen.tx
+    if prev is None or not valid_point(tx.latitude, tx.longitude):
+        return 0.0
+    return haversine_km(prev.latitude, prev.longitude, tx.latitude, tx.longitude)  # type: ignore[arg-type]
+
+
+def _velocity(seen: Seen) -> float:
+    prev = _previous_fix(seen)
+    return speed_kmh(_distance(seen), seen.tx.ts - prev.ts) if prev else 0.0
+
+
+def _to_balance(seen: Seen) -> float:
+    balance = seen.tx.account_balance
+    if balance is None:
+        return 0.0
+    return 100.0 if balance <= 0 else min(seen.tx.amount / balance, 100.0)
+
+
+def one_hot(s: FeatureSpec, seen: Seen) -> float:
+    (source,) = s.source_fields
+    value = getattr(seen.tx, source)
+    if s.category is not None:
+        return float(value == s.category)
+    family = [t for t in CATALOGUE if t.type == "one-hot" and t.source_fields == s.source_fields]
+    return float(value is None or value not in {t.category for t in family if t.category is not None})
+
+
+#: Reference definitions of the features that are neither windowed aggregates nor one-hot.
+REFERENCE: dict[str, Callable[[Seen], float]] = {
+    "account_seconds_since_prev_tx": lambda s: min(s.tx.ts - s.before[-1].ts, 30 * DAY) if s.before else 30 * DAY,
+    "account_amount_to_mean_30d": _ratio,
+    "account_amount_zscore_30d": _zscore,
+    "tx_amount_log1p": lambda s: math.log1p(s.tx.amount),
+    "tx_hour_sin": lambda s: math.sin(_hour_angle(s)),
+    "tx_hour_cos": lambda s: math.cos(_hour_angle(s)),
+    "tx_dow_sin": lambda s: math.sin(_dow_angle(s)),
+    "tx_dow_cos": lambda s: math.cos(_dow_angle(s)),
+    "tx_is_weekend": lambda s: float(_lima(s.tx.ts).weekday() >= 5),
+    "tx_is_night": lambda s: float(not 6 <= _lima(s.tx.ts).hour < 22),
+    "account_new_merchant": _new("merchant_id", 16),
+    "account_new_device": _new("device_id", 8),
+    "account_new_ip": _new("ip_address", 8),
+    "account_geo_distance_km": _distance,
+    "account_geo_velocity_kmh": _velocity,
+    "account_age_days": lambda s: max(s.tx.account_age_days or 0.0, 0.0),
+    "account_amount_to_balance": _to_balance,
+    "has_merchant": lambda s: 1.0,
+}
+
+
+def reference(s: FeatureSpec, seen: Seen) -> float:
+    if s.how is not None:
+        return aggregate(s, seen)
+    if s.type == "one-hot":
+        return one_hot(s, seen)
+    return REFERENCE[s.name](seen)
+
+
+def tolerance(s: FeatureSpec, seen: Seen, want: float) -> float:
+    """How far the extractor may be from the reference: float32 sums, std noise floor."""
+    if s.type in ("binary", "one-hot"):
+        return 0.0
+    if s.how == "std":  # float32 sums resolve a std to ~0.1 % of the mean
+        window = _window([*seen.before, seen.tx], s.window or "", seen.tx.ts)
+        return 2e-3 * statistics.fmean(f32(e.amount) for e in window) + 1e-6
+    return 1e-4 * abs(want) + 1e-6
+
+
+def _stream(seed: int) -> list[Transaction]:
+    """Three accounts over ~45 days: bursts and gaps, small amounts, repeated and new
+    merchants, devices and IPs, located and unlocated, every kind of one-hot value."""
+    rnd = random.Random(seed)
+    events = []
+    for a in range(3):
+        t = T0 + rnd.uniform(0, DAY)
+        for i in range(130):
+            t += rnd.choice([20.0, 90.0, 300.0, 1500.0, 2 * 3600.0, 9 * 3600.0, 1.7 * DAY, 6.5 * DAY])
+            t += rnd.uniform(0, 60)
+            small = rnd.random() < 0.2
+            located = rnd.random() < 0.7
+            events.append(
+                Transaction(
+                    f"t{a}-{i}",
+                    f"acc{a}",
+                    t,
+                    round(rnd.uniform(1, 9.9) if small else rnd.lognormvariate(4, 1.2), 2),
+                    transaction_type=rnd.choice([*TRANSACTION_TYPES, None, "refund"]),
+                    account_type=rnd.choice([*ACCOUNT_TYPES, None]),
+                    channel=rnd.choice([*CHANNELS, None, "fax"]),
+                    merchant_id=rnd.choice(["m0"] * 8 + [f"m{k}" for k in range(1, 24)] + [None] * 3),
+                    device_id=rnd.choice([f"d{k}" for k in range(12)] + [None]),
+                    ip_address=rnd.choice([f"10.0.0.{k}" for k in range(14)] + [None]),
+                    account_balance=rnd.choice([None, 0.0, -50.0, 20.0, 5000.0, rnd.uniform(100, 9000)]),
+                    account_age_days=rnd.choice([None, -3.0, 0.0, 12.0, 4000.0]),
+                    latitude=rnd.uniform(-18, -3) if located else None,
+                    longitude=rnd.uniform(-81, -69) if located else None,
+                )
+            )
+    return sorted(events, key=lambda e: e.ts)
+
+
+@dataclass
+class Observed:
+    """One feature of one transaction: the extractor's value and the reference's."""
+
+    spec: FeatureSpec
+    seen: Seen
+    got: float
+    want: float = field(init=False)
+    tol: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.want = reference(self.spec, self.seen)
+        self.tol = tolerance(self.spec, self.seen, self.want)
+
+
+def _observe(seed: int) -> list[list[Observed]]:
+    """Run the extractors over the stream; per transaction, each feature with its context."""
+    rnd = random.Random(seed)
+    accounts: dict[str, list[Transaction]] = {}
+    merchants: dict[str, list[Transaction]] = {}
+    frauds: dict[str, list[float]] = {}
+    account_states: dict = {}
+    merchant_states: dict = {}
+    rows = []
+    for tx in _stream(seed):
+        u = update_account(account_states.get(tx.account_id), tx)
+        account_states[tx.account_id] = u.state
+        seen = Seen(tx, accounts.setdefault(tx.account_id, [])[:])
+        row = [Observed(s, seen, u.features[s.name]) for s in ACCOUNT_SPECS]
+        accounts[tx.account_id].append(tx)
+        if tx.merchant_id is not None:
+            m = update_merchant(merchant_states.get(tx.merchant_id), tx)
+            mseen = Seen(tx, merchants.setdefault(tx.merchant_id, [])[:], frauds.setdefault(tx.merchant_id, [])[:])
+            row += [Observed(s, mseen, m.features[s.name]) for s in MERCHANT_SPECS]
+            merchants[tx.merchant_id].append(tx)
+            state = m.state
+            if rnd.random() < 0.3:  # its fraud label arrives at once
+                state = record_merchant_fraud(state, tx.ts)
+                frauds[tx.merchant_id].append(tx.ts)
+            merchant_states[tx.merchant_id] = state
+        rows.append(row)
+    return rows
+
+
+@pytest.fixture(scope="module")
+def observed() -> list[list[Observed]]:
+    return _observe(seed=5)
+
+
+def test_every_spec_gets_exactly_one_value() -> None:
+    t = Transaction("t1", "a1", T0, 12.0, merchant_id="m1")
+    account = update_account(None, t).features
+    merchant = update_merchant(None, t).features
+    # a dict cannot hold a name twice: equal lengths mean one value per spec, none extra
+    assert list(account) == [s.name for s in ACCOUNT_SPECS] and len(account) == len(ACCOUNT_SPECS)
+    assert list(merchant) == [s.name for s in MERCHANT_SPECS] and len(merchant) == len(MERCHANT_SPECS)
+    assert all(type(v) is float for v in (*account.values(), *merchant.values()))
+
+
+def test_every_feature_matches_its_definition(observed: list[list[Observed]]) -> None:
+    """The extractor's value under each name is the feature that name is defined as."""
+    checked = set()
+    for row in observed:
+        for o in row:
+            assert abs(o.got - o.want) <= o.tol, (o.spec.name, o.seen.tx, o.got, o.want)
+            checked.add(o.spec.name)
+    assert checked == set(FEATURE_NAMES)
+
+
+def test_the_stream_tells_every_two_features_apart(observed: list[list[Observed]]) -> None:
+    """So swapping any two values in an extractor fails the definition test above."""
+    apart: set[tuple[str, str]] = set()
+    for row in observed:
+        for a, b in itertools.combinations(row, 2):
+            if a.seen is b.seen and abs(a.want - b.want) > max(a.tol, b.tol):
+                apart.add((a.spec.name, b.spec.name))
+    pairs = {
+        (a.name, b.name) for specs in (ACCOUNT_SPECS, MERCHANT_SPECS) for a, b in itertools.combinations(specs, 2)
+    }
+    assert pairs - apart == set()

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import doctest
+import importlib.util
+import sys
+from pathlib import Path
+
 import pytest
 
-from models.rules import RULES, fired_rules, rules_alert
+import models.rules
+from features.catalogue import FEATURE_NAMES
+from features.errors import UnknownFeatureError
+from models.rules import RULES, Condition, fired_rules, rules_alert
 
 ORDINARY = {
     "account_small_tx_count_1h": 1.0,
@@ -51,3 +59,50 @@ def test_rule_ids_are_unique_and_described():
 def test_only_precise_rules_raise_alerts_alone():
     assert rules_alert(["card-testing"]) and rules_alert(["amount-spike", "impossible-travel"])
     assert not rules_alert(["amount-spike", "account-takeover"]) and not rules_alert([])
+
+
+def test_rules_read_only_catalogue_features():
+    assert {name for r in RULES for name in r.features} <= set(FEATURE_NAMES)
+    assert RULES[0].features == ("account_small_tx_count_1h",)
+
+
+def _import_rules_with(source: str) -> None:
+    """Import a variant of models/rules.py under another module name."""
+    spec = importlib.util.spec_from_loader("_rules_variant", loader=None)
+    assert spec is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["_rules_variant"] = module
+    try:
+        exec(compile(source, "models/rules.py", "exec"), module.__dict__)
+    finally:
+        del sys.modules["_rules_variant"]
+
+
+def test_a_misspelt_or_renamed_feature_fails_at_import():
+    source = Path(models.rules.__file__).read_text()
+    _import_rules_with(source)  # the module as it is imports cleanly
+    for old, new in [
+        ('"account_new_ip"', '"account_new_ips"'),  # misspelt
+        ('"account_tx_count_30d"', '"account_tx_count_30_days"'),  # renamed in the catalogue
+    ]:
+        assert old in source
+        with pytest.raises(UnknownFeatureError, match=new.strip('"')):
+            _import_rules_with(source.replace(old, new))
+
+
+def test_conditions_check_their_feature_and_operator():
+    with pytest.raises(UnknownFeatureError, match="did you mean 'account_new_device'"):
+        Condition("account_new_devices", "==", 1.0)
+    with pytest.raises(ValueError, match="operator"):
+        Condition("account_new_device", "~", 1.0)
+
+
+def test_a_missing_feature_is_an_error_not_zero():
+    """The old `.get(name, 0.0)` read a missing feature as 0 and quietly never fired."""
+    with pytest.raises(KeyError, match="account_small_tx_count_1h"):
+        fired_rules({k: v for k, v in ORDINARY.items() if k != "account_small_tx_count_1h"})
+
+
+def test_docstring_examples_run():
+    result = doctest.testmod(models.rules)
+    assert result.attempted > 0 and result.failed == 0

@@ -15,6 +15,7 @@ import features.account
 import features.catalogue
 import features.geo
 import features.merchant
+import features.specs
 import features.windows
 from features.account import AccountState, update_account
 from features.transaction import Transaction
@@ -366,7 +367,7 @@ def test_remember_is_a_bounded_lru() -> None:
 
 @pytest.mark.parametrize(
     "module",
-    [features.windows, features.account, features.merchant, features.geo, features.catalogue],
+    [features.windows, features.account, features.merchant, features.geo, features.catalogue, features.specs],
     ids=lambda m: m.__name__,
 )
 def test_docstring_examples_run(module: object) -> None:

@@ -1,0 +1,58 @@
+"""Per-account rolling state: an immutable value that encodes to a few hundred bytes."""
+
+from __future__ import annotations
+
+import math
+from array import array
+from typing import NamedTuple
+
+from features.account.codec import decode, encode
+from features.account.layout import ZERO_CACHES, ZERO_TILES
+from features.windows import Cache
+
+__all__ = ["EMPTY", "AccountState", "new_state"]
+
+
+class AccountState(NamedTuple):
+    """Compact per-account state; an immutable value.
+
+    ``tiles`` is one float32 array holding the 10-minute, 2-hour and day tile levels
+    (:class:`~features.windows.TileLevel`: count, sum, sum of squares, max, plus the
+    small-amount count at the 10-minute level) ending at the tiles of ``last_ts``;
+    ``caches`` are the windows' totals over their older tiles, kept incrementally and
+    encoded with the tiles (1h, 24h, then 7d and 30d; see ``TileLevel``). The hash
+    memories are tuples of uint32, newest last. ``geo`` is ``(lat, lon, ts)`` of the
+    newest transaction with coordinates, or ``None``. ``AccountState()`` is the empty
+    state (no history).
+
+    The encoding is at most :data:`~features.account.codec.MAX_ENCODED_SIZE` bytes
+    whatever the activity: empty tiles are not stored and single-transaction tiles
+    take 4 bytes.
+    """
+
+    last_ts: float = -math.inf
+    tiles: array[float] = ZERO_TILES
+    caches: tuple[tuple[Cache, ...], ...] = ZERO_CACHES
+    ids: tuple[int, ...] = ()
+    merchants: tuple[int, ...] = ()
+    devices: tuple[int, ...] = ()
+    ips: tuple[int, ...] = ()
+    geo: tuple[float, float, float] | None = None
+
+    def to_bytes(self) -> bytes:
+        """Encode to the versioned little-endian layout of :mod:`features.account.codec`."""
+        return encode(self)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> AccountState:
+        """Decode :meth:`to_bytes` output; :class:`StateDecodeError` if it is not that."""
+        return cls(*decode(data))
+
+
+#: The state of an account with no history.
+EMPTY = AccountState()
+
+
+def new_state(fields: tuple[object, ...]) -> AccountState:
+    """Build an AccountState without the Python-level NamedTuple ``__new__`` call."""
+    return tuple.__new__(AccountState, fields)  # type: ignore[type-var]

@@ -1,0 +1,295 @@
+"""Every feature, defined once: its spec, in model-input order.
+
+The catalogue (:mod:`features.catalogue`, ``kuntur features``), the vector order
+(:data:`ACCOUNT_FEATURES`, :data:`MERCHANT_FEATURES`, ``FEATURE_NAMES``) and the alert
+reason texts are all derived from the specs below; the extractors fill their feature
+dicts by these names and ``tests/unit/test_catalogue.py`` recomputes every feature from
+its definition here. To add a feature: add its spec, compute it in the extractor its
+``stage`` names, and give the test its reference definition.
+
+The parameters of the definitions (thresholds, caps, memory sizes) are constants here,
+so the description says what the code does. Changing one that the state layout depends
+on (the memory sizes) needs a new state layout version.
+
+Source fields use the names of the Transaction JSON schema (``timestamp``, ``amount``,
+...); ``label.is_fraud`` is the fraud outcome from the labels topic.
+"""
+
+from __future__ import annotations
+
+from features.geo import MAX_SPEED_KMH, MIN_INTERVAL_S
+from features.specs import FeatureSpec, binary, one_hot, windowed
+from features.transaction import ACCOUNT_TYPES, CHANNELS, TRANSACTION_TYPES
+from features.windows import DAY_S
+
+__all__ = ["ACCOUNT_FEATURES", "ACCOUNT_SPECS", "MERCHANT_FEATURES", "MERCHANT_SPECS"]
+
+SMALL_AMOUNT = 10.0  # PEN; card testers probe with tiny amounts
+NO_PREVIOUS_S = 30 * DAY_S
+AMOUNT_RATIO_CAP = 1000.0
+ZSCORE_CAP = 50.0
+ZSCORE_MIN_STD_FRACTION = 0.05
+BALANCE_RATIO_CAP = 100.0
+MAX_MERCHANTS = 16
+MAX_DEVICES = 8
+MAX_IPS = 8
+LIMA_UTC_OFFSET_H = -5  # Peru keeps no daylight saving time
+NIGHT_START_H = 22
+NIGHT_END_H = 6
+
+_ACCOUNT_TIME = ("account_id", "timestamp")
+_ACCOUNT_AMOUNT = ("account_id", "timestamp", "amount")
+_MERCHANT_TIME = ("merchant_id", "timestamp")
+_LIMA = f"Lima time (UTC{LIMA_UTC_OFFSET_H:+d})"
+_NIGHT = f"{NIGHT_START_H:02d}:00-{NIGHT_END_H:02d}:00"
+_ALL = ("1h", "24h", "7d", "30d")
+
+
+def _account_window(
+    on: str, how: str, description: str, sources: tuple[str, ...], template: str
+) -> tuple[FeatureSpec, ...]:
+    return windowed("account", on, how, _ALL, description, sources, template)
+
+
+ACCOUNT_SPECS: tuple[FeatureSpec, ...] = (
+    *_account_window(
+        "tx",
+        "count",
+        "Transactions by the account in {span}, this one included.",
+        _ACCOUNT_TIME,
+        "{value:.0f} transactions by this account in the last {period}",
+    ),
+    *_account_window(
+        "amount",
+        "sum",
+        "Total amount of the account's transactions in {span}, this one included.",
+        _ACCOUNT_AMOUNT,
+        "PEN {value:,.2f} spent by this account in the last {period}",
+    ),
+    *_account_window(
+        "amount",
+        "mean",
+        "Mean amount of the account's transactions in {span}, this one included.",
+        _ACCOUNT_AMOUNT,
+        "average amount PEN {value:,.2f} over the last {period}",
+    ),
+    *_account_window(
+        "amount",
+        "std",
+        "Population standard deviation of the amounts in {span}, this one included.",
+        _ACCOUNT_AMOUNT,
+        "amounts vary by PEN {value:,.2f} (std) over the last {period}",
+    ),
+    *_account_window(
+        "amount",
+        "max",
+        "Largest amount in {span}, this one included.",
+        _ACCOUNT_AMOUNT,
+        "largest amount PEN {value:,.2f} in the last {period}",
+    ),
+    *windowed(
+        "account",
+        "small_tx",
+        "count",
+        ("1h",),
+        f"Transactions under PEN {SMALL_AMOUNT:g} by the account in {{span}}: card-testing probes.",
+        _ACCOUNT_AMOUNT,
+        f"{{value:.0f}} small (< PEN {SMALL_AMOUNT:g}) transactions in the last {{period}}",
+    ),
+    FeatureSpec(
+        "account_seconds_since_prev_tx",
+        "Seconds since the account's newest earlier-seen transaction (absolute: it can be newer than this"
+        f" one), capped at {NO_PREVIOUS_S / DAY_S:g} days; {NO_PREVIOUS_S / DAY_S:g} days when none.",
+        _ACCOUNT_TIME,
+        None,
+        "numeric",
+        "{value:,.0f} seconds since this account's previous transaction",
+    ),
+    FeatureSpec(
+        "account_amount_to_mean_30d",
+        "Amount divided by the account's 30-day mean amount before this transaction"
+        f" (1 with no history, capped at {AMOUNT_RATIO_CAP:g}).",
+        _ACCOUNT_AMOUNT,
+        "30d",
+        "ratio",
+        "amount is {value:,.1f}x this account's 30-day average",
+    ),
+    FeatureSpec(
+        "account_amount_zscore_30d",
+        "Standard score of the amount against the account's 30-day history before it "
+        f"(std floored at {ZSCORE_MIN_STD_FRACTION:.0%} of the mean, clipped to +-{ZSCORE_CAP:g};"
+        " 0 with under 2 transactions).",
+        _ACCOUNT_AMOUNT,
+        "30d",
+        "numeric",
+        "amount is {value:+.1f} standard deviations from this account's 30-day average",
+    ),
+    FeatureSpec(
+        "tx_amount_log1p",
+        "Natural log of (1 + amount): the amount on a scale where doubling adds ~0.7.",
+        ("amount",),
+        None,
+        "numeric",
+        "amount on a log scale: {value:.2f}",
+    ),
+    FeatureSpec(
+        "tx_hour_sin",
+        f"Sine of the time of day (fractional hour / 24) in {_LIMA}.",
+        ("timestamp",),
+        None,
+        "cyclic",
+        "time of day, sine component {value:+.2f} (Lima time)",
+    ),
+    FeatureSpec(
+        "tx_hour_cos",
+        f"Cosine of the time of day (fractional hour / 24) in {_LIMA}.",
+        ("timestamp",),
+        None,
+        "cyclic",
+        "time of day, cosine component {value:+.2f} (Lima time)",
+    ),
+    FeatureSpec(
+        "tx_dow_sin",
+        f"Sine of the day of week (Monday = 0, / 7) in {_LIMA}.",
+        ("timestamp",),
+        None,
+        "cyclic",
+        "day of week, sine component {value:+.2f} (Lima time)",
+    ),
+    FeatureSpec(
+        "tx_dow_cos",
+        f"Cosine of the day of week (Monday = 0, / 7) in {_LIMA}.",
+        ("timestamp",),
+        None,
+        "cyclic",
+        "day of week, cosine component {value:+.2f} (Lima time)",
+    ),
+    binary(
+        "tx_is_weekend",
+        f"1 on Saturday or Sunday in {_LIMA}.",
+        ("timestamp",),
+        "on a weekend (Lima time)",
+        "on a weekday (Lima time)",
+    ),
+    binary(
+        "tx_is_night",
+        f"1 between {NIGHT_START_H:02d}:00 and {NIGHT_END_H:02d}:00 in {_LIMA}.",
+        ("timestamp",),
+        f"at night ({_NIGHT} Lima time)",
+        f"during the day ({NIGHT_END_H:02d}:00-{NIGHT_START_H:02d}:00 Lima time)",
+    ),
+    binary(
+        "account_new_merchant",
+        f"1 if the account has history and this merchant is not among its last {MAX_MERCHANTS} merchants.",
+        ("account_id", "merchant_id"),
+        "merchant new for this account",
+        "merchant used by this account before (or account new)",
+    ),
+    binary(
+        "account_new_device",
+        f"1 if the account has history and this device is not among its last {MAX_DEVICES} devices.",
+        ("account_id", "device_id"),
+        "device new for this account",
+        "device used by this account before (or account new)",
+    ),
+    binary(
+        "account_new_ip",
+        f"1 if the account has history and this IP address is not among its last {MAX_IPS} IPs.",
+        ("account_id", "ip_address"),
+        "IP address new for this account",
+        "IP address used by this account before (or account new)",
+    ),
+    FeatureSpec(
+        "account_geo_distance_km",
+        "Great-circle distance (km) from the account's newest earlier located transaction.",
+        ("account_id", "latitude", "longitude"),
+        None,
+        "numeric",
+        "{value:,.0f} km from this account's previous transaction location",
+    ),
+    FeatureSpec(
+        "account_geo_velocity_kmh",
+        "Travel speed (km/h) implied since the newest earlier located transaction "
+        f"(interval floored at {MIN_INTERVAL_S:g} s, capped at {MAX_SPEED_KMH:g} km/h; 0 when not computable).",
+        ("account_id", "timestamp", "latitude", "longitude"),
+        None,
+        "numeric",
+        "implied travel speed of {value:,.0f} km/h since the previous located transaction",
+    ),
+    *one_hot("account", "tx_type", "transaction_type", TRANSACTION_TYPES, "transaction type"),
+    *one_hot("account", "tx_channel", "channel", CHANNELS, "channel"),
+    *one_hot("account", "account_type", "account_type", ACCOUNT_TYPES, "account type"),
+    FeatureSpec(
+        "account_age_days",
+        "Age of the account in days as reported by the bank (0 when absent).",
+        ("account_age_days",),
+        None,
+        "numeric",
+        "account opened {value:,.0f} days ago",
+    ),
+    FeatureSpec(
+        "account_amount_to_balance",
+        "Amount divided by the reported account balance (0 when absent; "
+        f"{BALANCE_RATIO_CAP:g} when the balance is zero or negative; capped at {BALANCE_RATIO_CAP:g}).",
+        ("amount", "account_balance"),
+        None,
+        "ratio",
+        "amount is {value:,.2f}x the account balance",
+    ),
+)
+
+MERCHANT_SPECS: tuple[FeatureSpec, ...] = (
+    *windowed(
+        "merchant",
+        "tx",
+        "count",
+        _ALL,
+        "Transactions at the merchant in {span}, this one included.",
+        _MERCHANT_TIME,
+        "{value:.0f} transactions at this merchant in the last {period}",
+    ),
+    *windowed(
+        "merchant",
+        "amount",
+        "mean",
+        ("7d",),
+        "Mean amount at the merchant in {span}, this transaction included.",
+        (*_MERCHANT_TIME, "amount"),
+        "average amount PEN {value:,.2f} at this merchant over the last {period}",
+    ),
+    *windowed(
+        "merchant",
+        "fraud",
+        "count",
+        ("7d", "30d"),
+        "Fraud labels received so far for transactions at the merchant in {span} (by transaction event time).",
+        (*_MERCHANT_TIME, "label.is_fraud"),
+        "{value:.0f} reported frauds at this merchant in the last {period}",
+    ),
+    *windowed(
+        "merchant",
+        "fraud",
+        "rate",
+        ("7d", "30d"),
+        "Reported frauds divided by transactions at the merchant in {span} (0 with no transactions, capped at 1).",
+        (*_MERCHANT_TIME, "label.is_fraud"),
+        "{value:.1%} of this merchant's transactions in the last {period} reported as fraud",
+        kind="ratio",
+    ),
+    binary(
+        "has_merchant",
+        "1 if the transaction names a merchant (merchant features are all 0 otherwise).",
+        ("merchant_id",),
+        "merchant identified",
+        "no merchant given",
+        stage="merchant",
+    ),
+)
+
+#: Account features in model-input order: what ``update_account`` returns.
+ACCOUNT_FEATURES: tuple[str, ...] = tuple(s.name for s in ACCOUNT_SPECS)
+#: Merchant features in model-input order: what ``update_merchant`` returns.
+MERCHANT_FEATURES: tuple[str, ...] = tuple(s.name for s in MERCHANT_SPECS)
+
+if {s.stage for s in ACCOUNT_SPECS} != {"account"} or {s.stage for s in MERCHANT_SPECS} != {"merchant"}:
+    raise RuntimeError("a feature spec is listed under the other stage's features")  # pragma: no cover
