@@ -12,15 +12,11 @@ from __future__ import annotations
 
 import struct
 from array import array
-from typing import TYPE_CHECKING
 
 from features.account.layout import L1, L2, L3, MAX_DEVICES, MAX_IDS, MAX_IPS, MAX_MERCHANTS, N1, N2, N3, ZERO_TILES
 from features.definitions import SMALL_AMOUNT
 from features.errors import StateDecodeError
 from features.windows import Cache, TileLevel, bit_positions, gather, le_bytes, positions_bitmap, structs
-
-if TYPE_CHECKING:
-    from features.account.state import AccountState
 
 __all__ = ["MAX_ENCODED_SIZE", "STATE_VERSION", "decode", "encode"]
 
@@ -44,7 +40,7 @@ _MULTI5 = [struct.Struct(f"<{2 * m}H{3 * m}f") for m in range(N1 + 1)]
 _Z5, _Z4 = L1.zero_caches[0], L2.zero_caches[0]
 _CACHE_LAYOUTS = ((1, _CACHE5, _Z5), (2, _CACHE4, _Z4), (4, _CACHE4, _Z4), (8, _CACHE4, _Z4))
 
-#: The fields of an AccountState, in order.
+#: The fields of an AccountState, in order (an AccountState is one).
 Fields = tuple[
     float,
     "array[float]",
@@ -57,19 +53,18 @@ Fields = tuple[
 ]
 
 
-def encode(state: AccountState) -> bytes:
+def encode(state: Fields) -> bytes:
     """The versioned little-endian encoding of ``state`` (≤ :data:`MAX_ENCODED_SIZE` bytes)."""
-    geo = state.geo
-    parts = [_HEAD.pack(STATE_VERSION, state.last_ts, _FLAG_GEO if geo else 0)]
+    last_ts, tiles, caches, ids, merchants, devices, ips, geo = state
+    parts = [_HEAD.pack(STATE_VERSION, last_ts, _FLAG_GEO if geo else 0)]
     if geo is not None:
         parts.append(_GEO.pack(*geo))
-    for memory in (state.ids, state.merchants, state.devices, state.ips):
+    for memory in (ids, merchants, devices, ips):
         parts.append(_MEMORY[len(memory)].pack(len(memory), *memory))
-    tiles = state.tiles
     _pack_level(parts, tiles, L1)
     _pack_level(parts, tiles, L2)
     _pack_level(parts, tiles, L3)
-    (c1,), (c24,), (c7, c30) = state.caches
+    (c1,), (c24,), (c7, c30) = caches
     parts.append(bytes([(c1[0] != 0) | (c24[0] != 0) << 1 | (c7[0] != 0) << 2 | (c30[0] != 0) << 3]))
     if c1[0]:
         parts.append(_CACHE5.pack(*c1))
