@@ -47,6 +47,9 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
 
 from models.pending import Pending, PendingLabels
 from models.quality import OnlineQuality
@@ -147,6 +150,50 @@ class Detector:
         # id -> (how it was resolved, merchant_id, event_ts), oldest first, bounded
         self._resolved: OrderedDict[str, tuple[int, str | None, float]] = OrderedDict()
         self._resolved_capacity = pending_capacity
+
+    # -- state (checkpoints) ---------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything but the model (which has its own :meth:`FraudModel.state_dict`) as
+        plain values and numpy arrays: settings, watermark, counters, the pending buffer,
+        the quality window and the resolved-ids memory."""
+        resolved = self._resolved
+        return {
+            # floats that may be infinite (watermark, a disabled horizon) go in an array
+            "floats": np.array([self.threshold, self.label_horizon_s, self.watermark]),
+            "pending_capacity": self.pending_capacity,
+            "quality_window": self.quality_window,
+            "warmup_genuine": self.warmup_genuine,
+            "warm": self._warm,
+            "counts": dict(self.counts),
+            "pending": self.pending.state_dict(),
+            "quality": self.quality.state_dict(),
+            "resolved_capacity": self._resolved_capacity,
+            "resolved_id": list(resolved),
+            "resolved_how": np.array([v[0] for v in resolved.values()], dtype=np.int8),
+            "resolved_merchant_id": [v[1] for v in resolved.values()],
+            "resolved_event_ts": np.array([v[2] for v in resolved.values()], dtype=np.float64),
+        }
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any], model: FraudModel) -> Detector:
+        """The detector a :meth:`state_dict` describes, around the restored ``model``."""
+        threshold, horizon, watermark = np.asarray(state["floats"], dtype=np.float64).tolist()
+        det = cls(model, threshold, horizon, int(state["pending_capacity"]),
+                  int(state["quality_window"]), warmup_genuine=int(state["warmup_genuine"]))
+        det._warm = bool(state["warm"])
+        det.watermark = watermark
+        det.counts = {str(k): int(v) for k, v in state["counts"].items()}
+        det.pending = PendingLabels.from_state(state["pending"])
+        det.quality = OnlineQuality.from_state(state["quality"])
+        det._resolved_capacity = int(state["resolved_capacity"])
+        how = np.asarray(state["resolved_how"]).tolist()
+        if not set(how) <= {_LABELLED, _EXPIRED}:
+            raise ValueError("unexpected resolution kind in the resolved-ids memory")
+        entries = zip(how, state["resolved_merchant_id"],
+                      np.asarray(state["resolved_event_ts"], dtype=np.float64).tolist(), strict=True)
+        det._resolved = OrderedDict(zip(map(str, state["resolved_id"]), entries, strict=True))
+        return det
 
     def __repr__(self) -> str:
         return (f"Detector(model={self.model!r}, threshold={self.threshold}, "

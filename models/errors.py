@@ -17,3 +17,10 @@ class CheckpointMismatch(CheckpointError, ValueError):
     Loading it anyway would feed the model the wrong columns, so it is refused.
     """
 
+
+class CheckpointSignatureError(CheckpointError):
+    """A checkpoint's HMAC-SHA256 signature is missing or does not match the key.
+
+    It was not written with this key, or it was truncated or altered since; nothing in it
+    was deserialised.
+    """

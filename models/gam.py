@@ -7,12 +7,12 @@ of one ``searchsorted`` and one gather per score.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any, NamedTuple
 
 import numpy as np
 
-from models.linear import FastLogisticRegression
+from models.linear import FastLogisticRegression, state_array
 
 _TRIU: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
@@ -96,6 +96,17 @@ class AdditiveLogisticRegression(FastLogisticRegression):
         n, b = len(self._names), len(self.EDGES) + 1
         self._wb = np.concatenate([self._wb, np.zeros(n * b - len(self._wb))])
         self._offsets = np.arange(n) * b
+
+    def state_dict(self) -> dict[str, Any]:
+        state = super().state_dict()
+        state["bin_weights"] = self._wb
+        state["pair_weights"] = self._wp
+        return state
+
+    def _load_state(self, state: Mapping[str, Any]) -> None:
+        super()._load_state(state)
+        self._wb = state_array(state["bin_weights"], self._wb.shape, "bin_weights")
+        self._wp = state_array(state["pair_weights"], self._wp.shape, "pair_weights")
 
     def _bins(self, z: np.ndarray) -> np.ndarray:
         return self._offsets + np.searchsorted(self.EDGES, z)

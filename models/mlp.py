@@ -17,12 +17,12 @@ hidden part), so the top reasons of an alert name the features that drove the sc
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
 
-from models.linear import FastLogisticRegression
+from models.linear import FastLogisticRegression, state_array
 
 _BETA1, _BETA2, _EPS = 0.9, 0.999, 1e-8
 
@@ -75,6 +75,46 @@ class OnlineMLP(FastLogisticRegression):
         self._W = np.concatenate([self._W, self._rng.normal(0.0, scale, (self.hidden, k))], axis=1)
         for moments in (self._adam_m, self._adam_v):
             moments[0] = np.concatenate([moments[0], np.zeros((self.hidden, k))], axis=1)
+
+    def state_dict(self) -> dict[str, Any]:
+        state = super().state_dict()
+        rng = self._rng.bit_generator.state
+        state.update(
+            hidden_W=self._W,
+            hidden_c=self._c,
+            hidden_v=self._v,
+            adam_m=list(self._adam_m),
+            adam_v=list(self._adam_v),
+            adam_t=self._adam_t,
+            # PCG64's 128-bit integers do not fit JSON numbers
+            rng={"bit_generator": rng["bit_generator"],
+                 "state": str(rng["state"]["state"]), "inc": str(rng["state"]["inc"]),
+                 "has_uint32": rng["has_uint32"], "uinteger": rng["uinteger"]},
+        )
+        return state
+
+    def _load_state(self, state: Mapping[str, Any]) -> None:
+        super()._load_state(state)
+        n, k = len(self._names), self.hidden
+        self._W = state_array(state["hidden_W"], (k, n), "hidden_W")
+        self._c = state_array(state["hidden_c"], (k,), "hidden_c")
+        self._v = state_array(state["hidden_v"], (k,), "hidden_v")
+        for key, moments in (("adam_m", self._adam_m), ("adam_v", self._adam_v)):
+            saved = state[key]
+            if not isinstance(saved, list) or len(saved) != 3:
+                raise ValueError(f"state entry {key!r} must hold 3 arrays")
+            for i, shape in enumerate(((k, n), (k,), (k,))):
+                moments[i] = state_array(saved[i], shape, key)
+        self._adam_t = int(state["adam_t"])
+        rng = state["rng"]
+        if rng["bit_generator"] != type(self._rng.bit_generator).__name__:
+            raise ValueError(f"unexpected random generator {rng['bit_generator']!r}")
+        self._rng.bit_generator.state = {
+            "bit_generator": rng["bit_generator"],
+            "state": {"state": int(rng["state"]), "inc": int(rng["inc"])},
+            "has_uint32": int(rng["has_uint32"]),
+            "uinteger": int(rng["uinteger"]),
+        }
 
     def _extra_logit(self, z: np.ndarray) -> tuple[float, np.ndarray]:
         """Log-odds of the hidden layer; the trace is its activations ``h``."""

@@ -17,6 +17,10 @@ would flush every fraud outcome out of it.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
 
 __all__ = ["OnlineQuality"]
 
@@ -95,6 +99,30 @@ class OnlineQuality:
             "fn": self.fn,
             "tn": self.tn,
         }
+
+    def state_dict(self) -> dict[str, Any]:
+        """Counts and the windowed outcomes as plain values and an array (checkpoints)."""
+        return {
+            "window": self.window,
+            "tp": self.tp,
+            "fp": self.fp,
+            "fn": self.fn,
+            "tn": self.tn,
+            "recent": np.array(self._recent, dtype=np.int8),
+        }
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any]) -> OnlineQuality:
+        """The tracker a :meth:`state_dict` describes (``ValueError`` if inconsistent)."""
+        quality = cls(window=int(state["window"]))
+        quality.tp, quality.fp = int(state["tp"]), int(state["fp"])
+        quality.fn, quality.tn = int(state["fn"]), int(state["tn"])
+        recent = np.asarray(state["recent"]).tolist()
+        if len(recent) > quality.window or not set(recent) <= {_TP, _FP, _FN}:
+            raise ValueError("quality window holds unexpected outcomes")
+        quality._recent.extend(recent)
+        quality._counts = [recent.count(_TP), recent.count(_FP), recent.count(_FN)]
+        return quality
 
     def __repr__(self) -> str:
         return (f"OnlineQuality(precision={self.precision:.3f}, recall={self.recall:.3f}, "

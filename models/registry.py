@@ -48,7 +48,14 @@ from models.gam import AdditiveLogisticRegression
 from models.linear import ClassWeighted, FastLogisticRegression
 from models.mlp import OnlineMLP
 
-__all__ = ["CANDIDATES", "DEFAULT_MODEL", "DESCRIPTIONS", "build"]
+__all__ = [
+    "CANDIDATES",
+    "DEFAULT_MODEL",
+    "DESCRIPTIONS",
+    "ESTIMATOR_CLASSES",
+    "PICKLED_CANDIDATES",
+    "build",
+]
 
 _UNDER_SAMPLE = {False: 0.9, True: 0.1}
 _SEED = 42
@@ -129,6 +136,16 @@ DESCRIPTIONS: dict[str, str] = {
 }
 
 DEFAULT_MODEL = "gam-pairs"
+
+#: Our numpy estimators by class name. Their state is plain values and arrays
+#: (``state_dict``/``from_state``), so a checkpoint restores them without pickle.
+ESTIMATOR_CLASSES: dict[str, type[FastLogisticRegression]] = {
+    cls.__name__: cls for cls in (FastLogisticRegression, AdditiveLogisticRegression, OnlineMLP)
+}
+
+#: Candidates whose River estimator only pickle can capture. Checkpoints keep pickle for
+#: these alone, and unpickle only after the checkpoint's signature checked out.
+PICKLED_CANDIDATES = frozenset({"logreg-river", "logreg-balanced", "hat", "arf"})
 
 
 def build(name: str) -> base.Classifier:

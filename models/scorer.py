@@ -28,7 +28,7 @@ import numpy as np
 from river import base, compose, linear_model, preprocessing
 
 from models.linear import FastLogisticRegression, Forward
-from models.registry import DEFAULT_MODEL, build
+from models.registry import DEFAULT_MODEL, ESTIMATOR_CLASSES, build
 
 __all__ = ["FraudModel", "Reason", "Scoring"]
 
@@ -46,10 +46,11 @@ class Reason:
     contribution: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: see models.linear.Forward
 class Scoring:
-    """One forward pass of a :class:`FraudModel`: the score in [0, 1] and, for the numpy
-    estimators, their :class:`~models.linear.Forward` (what an exact explanation needs)."""
+    """One forward pass of a :class:`FraudModel` (read-only): the score in [0, 1] and, for
+    the numpy estimators, their :class:`~models.linear.Forward` (what an exact explanation
+    needs)."""
 
     score: float
     forward: Forward | None = None
@@ -138,6 +139,58 @@ class FraudModel:
     def __repr__(self) -> str:
         return (f"FraudModel(name={self.name!r}, version={self.version!r}, "
                 f"examples_seen={self.examples_seen}, frauds_seen={self.frauds_seen})")
+
+    # -- state (checkpoints) ---------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        """Identity, counters and explanation baseline as plain values and arrays, with the
+        estimator's own :meth:`~models.linear.FastLogisticRegression.state_dict` when it is
+        one of :data:`~models.registry.ESTIMATOR_CLASSES` (``"estimator_class"`` is
+        ``None`` otherwise: only pickle captures it, see :mod:`models.checkpoint`)."""
+        est = self.estimator
+        own = type(est).__name__ if ESTIMATOR_CLASSES.get(type(est).__name__) is type(est) else None
+        names = list(self._baseline)
+        return {
+            "name": self.name,
+            "feature_names": list(self.feature_names),
+            "generation": self.generation,
+            "examples_seen": self.examples_seen,
+            "frauds_seen": self.frauds_seen,
+            "created": np.array([self.created]),
+            "built": self._built,
+            "baseline_names": names,
+            "baseline": np.array([self._baseline[k] for k in names], dtype=np.float64).reshape(-1, 2),
+            "estimator_class": own,
+            "estimator": est.state_dict() if own is not None else None,
+        }
+
+    @classmethod
+    def from_state(
+        cls,
+        state: Mapping[str, Any],
+        estimator: base.Classifier | None = None,
+        feature_names: Sequence[str] | None = None,
+    ) -> FraudModel:
+        """The model a :meth:`state_dict` describes. ``estimator``: the restored estimator
+        when the state has none of its own; ``feature_names``: the caller's columns (already
+        checked equal to the state's), kept as given."""
+        own = state["estimator_class"]
+        if own is not None:
+            est_cls = ESTIMATOR_CLASSES.get(own)
+            if est_cls is None:
+                raise ValueError(f"unknown estimator class {own!r}")
+            estimator = est_cls.from_state(state["estimator"])
+        elif estimator is None:
+            raise ValueError(f"model {state['name']!r} has no estimator state of its own")
+        names = list(state["feature_names"]) if feature_names is None else feature_names
+        (created,) = np.asarray(state["created"], dtype=np.float64).tolist()
+        model = cls(str(state["name"]), names, generation=int(state["generation"]),
+                    examples_seen=int(state["examples_seen"]), created=created, estimator=estimator)
+        model.frauds_seen = int(state["frauds_seen"])
+        model._built = bool(state["built"])
+        baseline = np.asarray(state["baseline"], dtype=np.float64).reshape(-1, 2).tolist()
+        model._baseline = dict(zip(map(str, state["baseline_names"]), baseline, strict=True))
+        return model
 
     # -- scoring and learning -------------------------------------------------------------
 

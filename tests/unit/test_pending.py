@@ -162,12 +162,20 @@ def test_capacity_must_be_positive():
         PendingLabels(NAMES, capacity=0)
 
 
-def test_pickle_round_trip_is_columnar_and_complete():
+@pytest.mark.parametrize("how", ["pickle", "state"])
+def test_round_trip_is_columnar_and_complete(how):
     pending = PendingLabels(NAMES, capacity=10)
     for i in range(12):
         add(pending, f"t{i}", float(100 - i), alerted=i % 3 == 0, merchant=None if i % 2 else "m")
     pending.add("part", "a", None, 50.0, {"amount": 1.0}, 0.5, True)
-    restored = pickle.loads(pickle.dumps(pending))
+    if how == "pickle":
+        restored = pickle.loads(pickle.dumps(pending))
+    else:
+        state = pending.state_dict()
+        assert all(isinstance(v, list | int | np.ndarray) for v in state.values())
+        assert state["rows"].dtype == np.float32 and state["rows"].size == 10 * len(NAMES)
+        restored = PendingLabels.from_state(state)
+    assert restored.names == pending.names and restored.capacity == 10
     assert restored.evicted == pending.evicted == 3
     assert len(restored) == len(pending) == 10
     for a, b in zip(pending, restored, strict=True):
@@ -176,6 +184,15 @@ def test_pickle_round_trip_is_columnar_and_complete():
     assert [p.transaction_id for p in restored.expire(1000.0, 0.0)] == [
         p.transaction_id for p in pending.expire(1000.0, 0.0)
     ]
+
+
+def test_inconsistent_state_is_refused():
+    pending = PendingLabels(NAMES, capacity=10)
+    add(pending, "t1", 1.0)
+    state = pending.state_dict()
+    state["rows"] = state["rows"][:-1]
+    with pytest.raises(ValueError, match="rows"):
+        PendingLabels.from_state(state)
 
 
 def test_memory_per_entry_is_bounded():

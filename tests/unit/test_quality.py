@@ -75,3 +75,23 @@ def test_as_dict_for_metrics():
 def test_window_must_be_positive():
     with pytest.raises(ValueError, match="window"):
         OnlineQuality(window=0)
+
+
+def test_state_round_trip_continues_identically():
+    q = OnlineQuality(window=4)
+    for i in range(11):
+        q.update(i % 2 == 0, i % 3 == 0)
+    state = q.state_dict()
+    back = OnlineQuality.from_state(state)
+    assert back.as_dict() == q.as_dict()
+    for i in range(7):
+        q.update(i % 3 == 0, i % 2 == 0)
+        back.update(i % 3 == 0, i % 2 == 0)
+        assert back.as_dict() == q.as_dict()
+
+
+def test_state_with_unknown_outcomes_is_refused():
+    state = OnlineQuality(window=2).state_dict()
+    state["recent"] = [0, 7]
+    with pytest.raises(ValueError, match="unexpected"):
+        OnlineQuality.from_state(state)
