@@ -7,7 +7,11 @@ dropped (and counted) rather than allowed to stop the worker.
 from __future__ import annotations
 
 
-class StateDecodeError(ValueError):
+class FeatureError(Exception):
+    """Root of every error the feature core raises on purpose."""
+
+
+class StateDecodeError(FeatureError, ValueError):
     """Stored per-entity state bytes cannot be decoded.
 
     Raised for an unknown layout version (state written by a newer or older release) and
@@ -15,7 +19,7 @@ class StateDecodeError(ValueError):
     """
 
 
-class UnknownFeatureError(KeyError):
+class UnknownFeatureError(FeatureError, KeyError):
     """A feature name that is not in the catalogue (misspelt, or renamed since).
 
     A ``KeyError``, as a failed catalogue lookup always was; its text is the message

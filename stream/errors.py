@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 
-class InvalidEvent(ValueError):
+class StreamError(Exception):
+    """Root of every error the streaming shell raises on purpose."""
+
+
+class InvalidEvent(StreamError, ValueError):
     """An input message that cannot be processed; it goes to the dead-letter topic.
 
     ``code`` is the machine-readable reason (a DeadLetter ``error`` and a metric label);
@@ -16,6 +20,6 @@ class InvalidEvent(ValueError):
         self.detail = detail
 
 
-class BrokerError(RuntimeError):
+class BrokerError(StreamError, RuntimeError):
     """The embedded broker could not be started or reached."""
 
