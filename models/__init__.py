@@ -1,4 +1,4 @@
-"""River online model: scoring, delayed-label learning, checkpoints, explanations.
+"""River online model: scoring, delayed-label learning, signed checkpoints, explanations.
 
 Pure synchronous Python: nothing here imports Faust, Kafka or ``stream``. The worker and
 ``kuntur evaluate`` drive the same :class:`Detector`.
@@ -6,22 +6,37 @@ Pure synchronous Python: nothing here imports Faust, Kafka or ``stream``. The wo
 
 from models.checkpoint import load_checkpoint, read_metadata, save_checkpoint
 from models.detector import Detector, LabelOutcome, Scored
-from models.errors import CheckpointError, CheckpointMismatch, UnknownModelError
+from models.errors import (
+    CheckpointError,
+    CheckpointMismatch,
+    CheckpointSignatureError,
+    UnknownModelError,
+)
 from models.gam import AdditiveLogisticRegression
 from models.linear import ClassWeighted, FastLogisticRegression, Forward
 from models.mlp import OnlineMLP
 from models.pending import Pending, PendingLabels
 from models.quality import OnlineQuality
-from models.registry import CANDIDATES, DEFAULT_MODEL, DESCRIPTIONS, build
+from models.registry import (
+    CANDIDATES,
+    DEFAULT_MODEL,
+    DESCRIPTIONS,
+    ESTIMATOR_CLASSES,
+    PICKLED_CANDIDATES,
+    build,
+)
 from models.scorer import FraudModel, Reason, Scoring
 
 __all__ = [
     "CANDIDATES",
     "DEFAULT_MODEL",
     "DESCRIPTIONS",
+    "ESTIMATOR_CLASSES",
+    "PICKLED_CANDIDATES",
     "AdditiveLogisticRegression",
     "CheckpointError",
     "CheckpointMismatch",
+    "CheckpointSignatureError",
     "ClassWeighted",
     "Detector",
     "FastLogisticRegression",
