@@ -43,14 +43,14 @@ from bench.common import (
 
 #: (stage, file suffix, function name): what the per-stage table adds up.
 STAGES: tuple[tuple[str, str, str], ...] = (
-    ("accounts agent", "stream/app.py", "account_agent"),
-    ("merchants agent", "stream/app.py", "merchant_agent"),
-    ("scoring agent", "stream/app.py", "scoring_agent"),
-    ("labels agent", "stream/app.py", "label_agent"),
+    ("accounts agent", "stream/agents.py", "accounts"),
+    ("merchants agent", "stream/agents.py", "merchants"),
+    ("scoring agent", "stream/agents.py", "scoring"),
+    ("labels agent", "stream/agents.py", "labels"),
     ("  validate (parse_transaction)", "stream/pipeline/validation.py", "parse_transaction"),
-    ("  account state (Pipeline.account)", "stream/pipeline/stages.py", "account"),
-    ("  merchant state (Pipeline.merchant)", "stream/pipeline/stages.py", "merchant"),
-    ("  score (Pipeline.score)", "stream/pipeline/stages.py", "score"),
+    ("  account state (AccountStage)", "features/account/update.py", "update_account"),
+    ("  merchant state (MerchantStage)", "features/merchant.py", "update_merchant"),
+    ("  score (Detector.score)", "models/detector.py", "score"),
     ("  alert (build_alert)", "stream/pipeline/alerts.py", "build_alert"),
 )
 
