@@ -31,7 +31,7 @@ from bench.machine import cpu_seconds, load_average, machine, rss_mib
 from config.settings import Settings, load_settings
 from offline.simulator import SimConfig, SimEvent, generate, produce
 from stream.dev.broker import EmbeddedBroker, free_port
-from stream.dev.process import is_ready, worker_env
+from stream.dev.process import is_ready, worker_env, write_key_file
 from stream.dev.prom import scrape
 from stream.kafka.admin import ensure_topics
 
@@ -339,6 +339,11 @@ class Context:
         assert self.broker is not None, "use the context in a with block"
         return self.broker.bootstrap
 
+    def key_file(self) -> Path:
+        """One random model key for the run, outside every worker's data dir."""
+        path = self.tmp / "model.key"
+        return path if path.exists() else write_key_file(path)
+
     def settings(self, name: str, **changes: Any) -> Settings:
         """Settings with a unique app id, data dir, web port and output topics; input topics
         are the pre-produced ones unless ``changes`` say otherwise."""
@@ -354,6 +359,7 @@ class Context:
             "partitions": self.size.partitions,
             "data_dir": str(self.tmp / tag),
             "web_port": free_port(),
+            "model_key_file": str(self.key_file()),
         }
         if self.source is not None:
             base["topic_transactions"] = self.source.topic_transactions

@@ -41,13 +41,12 @@ def simulated_states(size: Size) -> tuple[dict[str, bytes], dict[str, bytes], fl
     from features.account import AccountState
     from features.merchant import MerchantState
     from offline.simulator import SimConfig, generate
-    from stream.pipeline.stages import Pipeline
+    from stream.pipeline.stages import Pipeline, new_detector
     from stream.pipeline.validation import parse_transaction
-    from stream.worker import restore_detector
 
     with tempfile.TemporaryDirectory() as tmp:
         settings = load_settings(overrides={"data_dir": tmp})
-        pipeline = Pipeline(settings, restore_detector(settings))
+        pipeline = Pipeline(settings, new_detector(settings))
     accounts: dict[str, bytes] = {}
     merchants: dict[str, bytes] = {}
     began = time.perf_counter()

@@ -23,6 +23,8 @@ from config.errors import ConfigError
 
 ENV_PREFIX = "KUNTUR_"
 DAY = 86_400.0
+#: Shortest model key accepted (characters).
+MIN_KEY_CHARS = 32
 
 
 class Secret:
@@ -107,6 +109,10 @@ class Settings:
 
     # Persistence.
     data_dir: str = _opt("data", "worker data dir (Faust datadir, checkpoints)")
+    model_key: Secret = _opt(
+        Secret(""), "key that signs and verifies model checkpoints (HMAC-SHA256; >= 32 characters; masked in logs)"
+    )
+    model_key_file: str = _opt("", "file holding the model key instead (first line); keep it off the data volume")
     checkpoint_interval_s: float = _opt(60.0, "wall-clock seconds between model checkpoints")
 
     # Operations.
@@ -134,7 +140,30 @@ class Settings:
             conf["sasl.password"] = self.kafka_sasl_password.reveal()
         if self.kafka_ssl_cafile:
             conf["ssl.ca.location"] = self.kafka_ssl_cafile
+        if self.kafka_security_protocol.upper() in ("SSL", "SASL_SSL"):
+            conf["ssl.endpoint.identification.algorithm"] = "https"  # verify the broker's host name
         return conf
+
+    def model_signing_key(self) -> bytes:
+        """The checkpoint key (``model_key``, else the first line of ``model_key_file``).
+
+        There is no default key: a worker refuses to start without one, so a checkpoint
+        planted by whoever can write the data volume is never deserialised.
+        """
+        text = self.model_key.reveal()
+        if not text and self.model_key_file:
+            try:
+                text = Path(self.model_key_file).read_text().strip().splitlines()[0].strip()
+            except (OSError, IndexError) as exc:
+                raise ConfigError(f"model_key_file {self.model_key_file!r} cannot be read: {exc}") from None
+        if not text:
+            raise ConfigError(
+                "no model key: set KUNTUR_MODEL_KEY or KUNTUR_MODEL_KEY_FILE (checkpoints are signed with it); "
+                "`kuntur keygen --out FILE` writes a new random key"
+            )
+        if len(text) < MIN_KEY_CHARS:
+            raise ConfigError(f"the model key must be at least {MIN_KEY_CHARS} characters (32 random bytes as hex: 64)")
+        return text.encode()
 
     @property
     def kafka_bootstrap_servers(self) -> list[str]:
@@ -206,7 +235,20 @@ def load_settings(
 LOG_FORMATS = ("text", "json")
 
 
+KAFKA_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+
+
 def _check(s: Settings) -> None:
+    protocol = s.kafka_security_protocol.upper()
+    if protocol not in KAFKA_PROTOCOLS:
+        raise ConfigError(f"kafka_security_protocol must be one of {', '.join(KAFKA_PROTOCOLS)}, not {protocol!r}")
+    if protocol.startswith("SASL_") and not s.kafka_sasl_mechanism:
+        raise ConfigError(f"kafka_security_protocol {protocol} needs kafka_sasl_mechanism (e.g. SCRAM-SHA-512)")
+    if not protocol.startswith("SASL_") and s.kafka_sasl_mechanism:
+        raise ConfigError(
+            f"kafka_sasl_mechanism is set but kafka_security_protocol is {protocol}: "
+            "use SASL_SSL (SASL_PLAINTEXT sends credentials unencrypted)"
+        )
     if not 0.0 <= s.alert_threshold <= 1.0:
         raise ConfigError(f"alert_threshold must be in [0, 1], got {s.alert_threshold}")
     if not 0.0 < s.alert_budget_ratio <= 1.0:

@@ -56,8 +56,9 @@ class Kuntur:
     checkpoint_path: str
 
 
-def create_app(settings: Settings, pipeline: Pipeline, metrics: Metrics, partitions: int) -> Kuntur:
-    """Build the Faust app. ``partitions`` must equal the transactions topic's count."""
+def create_app(settings: Settings, pipeline: Pipeline, metrics: Metrics, partitions: int, key: bytes) -> Kuntur:
+    """Build the Faust app. ``partitions`` must equal the transactions topic's count;
+    ``key`` signs the model checkpoints."""
     s = settings
     app = faust.App(
         s.app_id,
@@ -128,7 +129,7 @@ def create_app(settings: Settings, pipeline: Pipeline, metrics: Metrics, partiti
 
     gauges = Gauges(pipeline, metrics, {name: t.data for name, t in tables.items()})
     checkpoint_path = f"{s.data_dir}/model.ckpt"
-    checkpointer = Checkpointer(pipeline, metrics, checkpoint_path, on_saved=gauges.refresh)
+    checkpointer = Checkpointer(pipeline, metrics, checkpoint_path, key, on_saved=gauges.refresh)
 
     @app.task
     async def freeze_startup_heap() -> None:

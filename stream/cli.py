@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from config.errors import ConfigError
 from config.settings import Settings, load_settings
+from models.errors import CheckpointError
 from stream.errors import BrokerError
 
 DESCRIPTION = """Kuntur — streaming real-time fraud detection.
@@ -46,6 +47,19 @@ def _cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     from stream.worker import run_worker
 
     return run_worker(settings)
+
+
+def _cmd_keygen(args: argparse.Namespace, settings: Settings) -> int:
+    from stream.dev.process import write_key_file
+
+    try:
+        path = write_key_file(args.out)
+    except FileExistsError:
+        print(f"kuntur: error: {args.out} exists; a key is never overwritten (move it aside first)", file=sys.stderr)
+        return 2
+    print(f"wrote a new model key to {path} (mode 600). Give it to every worker:", flush=True)
+    print(f"  export KUNTUR_MODEL_KEY_FILE={path.resolve()}", flush=True)
+    return 0
 
 
 def _cmd_features(args: argparse.Namespace, settings: Settings) -> int:
@@ -101,6 +115,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_cmd_worker)
 
+    p = sub.add_parser(
+        "keygen",
+        help="write a new random model key (signs and verifies checkpoints)",
+        description="Write 32 random bytes (hex) to a new file readable by its owner only. Workers need a key "
+        "(KUNTUR_MODEL_KEY_FILE=FILE or KUNTUR_MODEL_KEY): they sign every checkpoint with it and refuse a "
+        "checkpoint whose signature does not verify. Keep the file off the workers' data volume.",
+    )
+    p.add_argument("--out", required=True, help="file to create (never overwritten)")
+    p.set_defaults(func=_cmd_keygen)
+
     from offline import simulator as simulate
 
     simulate.register(sub)
@@ -147,7 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings(env=os.environ, path=args.config, overrides=overrides)
         return int(args.func(args, settings) or 0)
-    except (ConfigError, BrokerError) as exc:
+    except (ConfigError, BrokerError, CheckpointError) as exc:
         print(f"kuntur: error: {exc}", file=sys.stderr)
         return 2
 

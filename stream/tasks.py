@@ -49,12 +49,14 @@ class Checkpointer:
         pipeline: Pipeline,
         metrics: Metrics,
         path: str,
+        key: bytes,
         save: Callable[..., object] = save_checkpoint,
         on_saved: Callable[[], None] | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.metrics = metrics
         self.path = path
+        self._key = key
         self._save = save
         self._on_saved = on_saved
         self._last: tuple[int, int] | None = None
@@ -70,7 +72,7 @@ class Checkpointer:
             return False
         self._last = progress
         det = self.pipeline.detector
-        self._save(det, self.path)
+        self._save(det, self.path, self._key)
         self.metrics.checkpointed(det.model.name, det.model.version, det.model.generation)
         if self._on_saved is not None:
             self._on_saved()

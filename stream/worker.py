@@ -27,11 +27,14 @@ log = logging.getLogger("kuntur")
 LAG_INTERVAL_S = 5.0
 
 
-def restore_detector(settings: Settings) -> Detector:
-    """The checkpointed detector if one exists (same features), else a fresh one."""
+def restore_detector(settings: Settings, key: bytes) -> Detector:
+    """The checkpointed detector if one exists (same features, valid signature), else a fresh one.
+
+    A checkpoint whose signature does not verify is refused (:class:`CheckpointSignatureError`):
+    the worker does not start rather than silently dropping or trusting a model."""
     path = Path(settings.data_dir) / "model.ckpt"
     if path.exists():
-        detector = load_checkpoint(path, feature_names=FEATURE_NAMES)
+        detector = load_checkpoint(path, key, feature_names=FEATURE_NAMES)
         detector.threshold = settings.alert_threshold
         log.info(
             "restored model %s (%d examples seen) from %s", detector.model.version, detector.model.examples_seen, path
@@ -41,15 +44,16 @@ def restore_detector(settings: Settings) -> Detector:
 
 
 def build_worker(settings: Settings) -> Kuntur:
+    key = settings.model_signing_key()  # before anything else: no key, no start
     faust_patches.install(settings.consumer_fetch_max_wait_ms)
     partitions = ensure_topics(settings)
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
-    detector = restore_detector(settings)
+    detector = restore_detector(settings, key)
     metrics = Metrics(institutions_max=settings.metric_institutions_max)
     metrics.set_model(detector.model.name, detector.model.version, detector.model.generation)
     metrics.checkpoint_interval.set(settings.checkpoint_interval_s)
     metrics.alert_budget.set(settings.alert_budget_ratio)
-    kuntur = create_app(settings, Pipeline(settings, detector), metrics, partitions)
+    kuntur = create_app(settings, Pipeline(settings, detector), metrics, partitions, key)
     watch_consumer_lag(kuntur.app, metrics)
     return kuntur
 

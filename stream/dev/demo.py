@@ -26,7 +26,7 @@ from confluent_kafka import Producer
 from config.settings import Settings
 from offline.simulator import SimConfig, SimEvent, generate, produce
 from stream.dev.broker import EmbeddedBroker, free_port
-from stream.dev.process import is_ready, worker_env
+from stream.dev.process import is_ready, worker_env, write_key_file
 from stream.dev.prom import histogram_quantile, scrape
 from stream.kafka.admin import ensure_topics
 from stream.kafka.reader import topic_reader
@@ -110,6 +110,8 @@ def run_demo(args: argparse.Namespace, base: Settings) -> int:
             label_horizon_s=args.label_horizon_hours * 3600.0,
             checkpoint_interval_s=30.0,
         )
+        if not (settings.model_key or settings.model_key_file):  # a throw-away key for a throw-away model
+            settings = settings.replace(model_key_file=str(write_key_file(Path(tmp) / "model.key")))
         say(f"broker   Tansu on {broker.bootstrap}")
         ensure_topics(settings)
         log_path = Path(tmp) / "worker.log"

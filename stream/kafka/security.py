@@ -12,10 +12,7 @@ import ssl
 import faust
 from faust.types.auth import CredentialsT
 
-from config.errors import ConfigError
 from config.settings import Settings
-
-PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 
 
 def ssl_context(settings: Settings) -> ssl.SSLContext:
@@ -27,27 +24,14 @@ def ssl_context(settings: Settings) -> ssl.SSLContext:
 
 
 def broker_credentials(settings: Settings) -> CredentialsT | None:
-    """Faust credentials for the configured protocol; a contradictory setup is a ConfigError."""
+    """Faust credentials for the configured protocol (validated when the settings were loaded)."""
     protocol = settings.kafka_security_protocol.upper()
-    if protocol not in PROTOCOLS:
-        raise ConfigError(f"kafka_security_protocol must be one of {', '.join(PROTOCOLS)}, not {protocol!r}")
-    sasl = protocol.startswith("SASL_")
-    if sasl and not settings.kafka_sasl_mechanism:
-        raise ConfigError(f"kafka_security_protocol {protocol} needs kafka_sasl_mechanism (e.g. SCRAM-SHA-512)")
-    if not sasl and settings.kafka_sasl_mechanism:
-        raise ConfigError(f"kafka_sasl_mechanism is set but kafka_security_protocol is {protocol}: use SASL_SSL")
-    if protocol == "SASL_SSL":
+    if protocol.startswith("SASL_"):
         return faust.SASLCredentials(
             username=settings.kafka_sasl_username,
             password=settings.kafka_sasl_password.reveal(),
             mechanism=settings.kafka_sasl_mechanism,
-            ssl_context=ssl_context(settings),
-        )
-    if protocol == "SASL_PLAINTEXT":
-        return faust.SASLCredentials(
-            username=settings.kafka_sasl_username,
-            password=settings.kafka_sasl_password.reveal(),
-            mechanism=settings.kafka_sasl_mechanism,
+            ssl_context=ssl_context(settings) if protocol == "SASL_SSL" else None,
         )
     if protocol == "SSL":
         return faust.SSLCredentials(ssl_context(settings))

@@ -23,7 +23,7 @@ from confluent_kafka import Producer
 
 from config.settings import Settings, load_settings
 from stream.dev.broker import EmbeddedBroker, free_port
-from stream.dev.process import is_ready, worker_env
+from stream.dev.process import is_ready, worker_env, write_key_file
 from stream.dev.prom import scrape
 from stream.kafka.admin import ensure_topics
 from stream.kafka.reader import topic_reader
@@ -42,11 +42,13 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]
 def settings(broker: EmbeddedBroker, tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
     """Settings with a unique app id and topic set for this test."""
     tag = uuid.uuid4().hex[:8]
+    key_file = write_key_file(tmp_path / "keys" / "model.key")
     partitions = getattr(request, "param", 2)
     return load_settings(
         overrides={
             "kafka_bootstrap": broker.bootstrap,
             "app_id": f"kt-{tag}",
+            "model_key_file": str(key_file),
             "topic_transactions": f"tx-{tag}",
             "topic_labels": f"labels-{tag}",
             "topic_alerts": f"alerts-{tag}",

@@ -64,7 +64,13 @@ def test_bad_settings_fail_with_clear_errors(env, message):
 
 
 def test_secret_is_masked_everywhere_but_reveal():
-    s = load_settings(env={"KUNTUR_KAFKA_SASL_PASSWORD": "hunter2", "KUNTUR_KAFKA_SASL_MECHANISM": "PLAIN"})
+    s = load_settings(
+        env={
+            "KUNTUR_KAFKA_SASL_PASSWORD": "hunter2",
+            "KUNTUR_KAFKA_SASL_MECHANISM": "PLAIN",
+            "KUNTUR_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+        }
+    )
     assert "hunter2" not in repr(s) and "hunter2" not in str(s.as_dict())
     assert s.kafka_client_config()["sasl.password"] == "hunter2"
     assert s.kafka_sasl_password == Secret("hunter2")
