@@ -62,6 +62,17 @@ def _cmd_keygen(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _cmd_rekey(args: argparse.Namespace, settings: Settings) -> int:
+    from models.checkpoint import load_checkpoint, save_checkpoint
+
+    old = settings.replace(model_key="", model_key_file=args.old_key_file).model_signing_key()
+    new = settings.replace(model_key="", model_key_file=args.new_key_file).model_signing_key()
+    detector = load_checkpoint(args.checkpoint, old)  # verified with the old key first
+    save_checkpoint(detector, args.checkpoint, new)
+    print(f"{args.checkpoint}: re-signed with the key in {args.new_key_file}", flush=True)
+    return 0
+
+
 def _cmd_features(args: argparse.Namespace, settings: Settings) -> int:
     from features.catalogue import format_catalogue
 
@@ -124,6 +135,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", required=True, help="file to create (never overwritten)")
     p.set_defaults(func=_cmd_keygen)
+
+    p = sub.add_parser(
+        "rekey",
+        help="re-sign a model checkpoint with a new key (key rotation)",
+        description="Verify CHECKPOINT with the old key, then write it signed with the new one. Stop the worker "
+        "that owns it first; start it again with the new key.",
+    )
+    p.add_argument("checkpoint", help="the checkpoint file (<data_dir>/model.ckpt)")
+    p.add_argument("--old-key-file", required=True, help="file holding the key it is signed with now")
+    p.add_argument("--new-key-file", required=True, help="file holding the new key (kuntur keygen)")
+    p.set_defaults(func=_cmd_rekey)
 
     from offline import simulator as simulate
 

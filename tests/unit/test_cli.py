@@ -35,3 +35,28 @@ def test_bad_setting_is_a_clear_error_not_a_traceback(capsys, monkeypatch):
     monkeypatch.setenv("KUNTUR_PARTITIONS", "lots")
     assert main(["features"]) == 2
     assert "partitions" in capsys.readouterr().err
+
+
+def test_keygen_then_rekey_rotates_a_checkpoint_key(tmp_path, capsys):
+    from features.catalogue import FEATURE_NAMES
+    from models.checkpoint import load_checkpoint, save_checkpoint
+    from models.detector import Detector
+    from models.errors import CheckpointSignatureError
+    from models.scorer import FraudModel
+
+    old, new = tmp_path / "old.key", tmp_path / "new.key"
+    assert main(["keygen", "--out", str(old)]) == 0 and main(["keygen", "--out", str(new)]) == 0
+    assert main(["keygen", "--out", str(old)]) == 2  # never overwritten
+    assert oct(old.stat().st_mode & 0o777) == "0o600" and old.read_text() != new.read_text()
+    ckpt = tmp_path / "model.ckpt"
+    old_key = old.read_text().strip().encode()
+    save_checkpoint(Detector(FraudModel("logreg", FEATURE_NAMES)), ckpt, old_key)
+    assert main(["rekey", str(ckpt), "--old-key-file", str(old), "--new-key-file", str(new)]) == 0
+    assert load_checkpoint(ckpt, new.read_text().strip().encode()).model.name == "logreg"
+    with pytest.raises(CheckpointSignatureError):
+        load_checkpoint(ckpt, old_key)
+    # a wrong old key is refused with a clear error, and the file is left as it was
+    before = ckpt.read_bytes()
+    assert main(["rekey", str(ckpt), "--old-key-file", str(old), "--new-key-file", str(new)]) == 2
+    assert ckpt.read_bytes() == before
+    assert "refused" in capsys.readouterr().err

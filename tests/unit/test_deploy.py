@@ -317,3 +317,13 @@ def test_docker_requirements_pin_every_runtime_dependency():
             req = Requirement(spec)
             if req.marker is None or req.marker.evaluate({"extra": ""}):
                 assert canonicalize_name(req.name) in pins, f"{name} needs {req.name}: pin it in {REQUIREMENTS.name}"
+
+
+def test_workers_read_the_model_key_from_a_compose_secret_off_the_data_volume(compose):
+    assert compose["secrets"]["kuntur_model_key"]["file"] == "./secrets/model.key"
+    for name, svc in kuntur_services(compose, "worker").items():
+        assert "kuntur_model_key" in svc["secrets"], name
+        key_file = svc["environment"]["KUNTUR_MODEL_KEY_FILE"]
+        assert key_file == "/run/secrets/kuntur_model_key"
+        assert not key_file.startswith(svc["environment"]["KUNTUR_DATA_DIR"]), name
+        assert "KUNTUR_MODEL_KEY" not in svc["environment"], f"{name}: a key in the compose file is in git"

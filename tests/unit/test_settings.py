@@ -116,3 +116,27 @@ def test_update_reference_rewrites_only_the_marked_block(tmp_path):
     doc.write_text("no markers")
     with pytest.raises(ConfigError, match="no settings reference markers"):
         update_reference(doc)
+
+
+def test_worker_children_never_get_secrets_through_their_environment(monkeypatch):
+    from stream.dev.process import worker_env
+
+    monkeypatch.delenv("KUNTUR_MODEL_KEY", raising=False)
+    monkeypatch.delenv("KUNTUR_KAFKA_SASL_PASSWORD", raising=False)
+    s = load_settings(overrides={"model_key": "k" * 40, "kafka_sasl_password": "hunter2", "model_key_file": "/k"})
+    env = worker_env(s)
+    assert "KUNTUR_MODEL_KEY" not in env and "KUNTUR_KAFKA_SASL_PASSWORD" not in env
+    assert env["KUNTUR_MODEL_KEY_FILE"] == "/k"
+    assert not any("hunter2" in v or "k" * 40 in v for v in env.values())
+
+
+def test_model_key_is_required_long_enough_and_read_from_its_file(tmp_path):
+    with pytest.raises(ConfigError, match="no model key"):
+        load_settings(overrides={"model_key": "", "model_key_file": ""}).model_signing_key()
+    with pytest.raises(ConfigError, match="at least 32"):
+        load_settings(overrides={"model_key": "short"}).model_signing_key()
+    key_file = tmp_path / "model.key"
+    key_file.write_text("a" * 64 + "\n")
+    assert load_settings(overrides={"model_key_file": str(key_file)}).model_signing_key() == b"a" * 64
+    with pytest.raises(ConfigError, match="cannot be read"):
+        load_settings(overrides={"model_key_file": str(tmp_path / "missing")}).model_signing_key()
