@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import gzip
 import pickle
 import resource
 import sys
@@ -184,6 +185,8 @@ def evaluate(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
         from offline.backtest.baseline import require_baseline
 
         require_baseline(kind)
+    if args.scores_out:
+        scores_format(args.scores_out)
     if args.report:
         from offline.backtest.report import require_matplotlib
 
@@ -322,13 +325,52 @@ def evaluate(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     return out
 
 
+SCORE_FORMATS = (".csv", ".csv.gz", ".parquet")
+_SCORE_COLUMNS = ("transaction_id", "account_id", "event_time", "score", "alert", "label")
+
+
+def scores_format(path: str | Path) -> str:
+    """The format ``--scores-out`` writes, from the file's extension (:class:`HistoryError`
+    for any other: a file named ``.parquet`` must not hold CSV).
+
+    >>> scores_format("s.CSV.GZ"), scores_format("s.parquet")
+    ('.csv.gz', '.parquet')
+    """
+    name = Path(path).name.lower()
+    for ext in (".csv.gz", ".csv", ".parquet"):
+        if name.endswith(ext):
+            return ext
+    raise HistoryError(f"--scores-out {path}: unknown extension; use one of {', '.join(SCORE_FORMATS)}")
+
+
 def write_scores(path: str | Path, history: History, online: OnlineRun) -> int:
-    """One row per transaction: transaction_id, account_id, event_time, score, alert, label."""
+    """One row per transaction: transaction_id, account_id, event_time, score, alert, label,
+    as CSV, gzip-compressed CSV or Parquet by the extension of ``path``."""
     path = Path(path)
+    fmt = scores_format(path)
+    if fmt == ".parquet":
+        try:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+        except ImportError:
+            raise HistoryError("writing Parquet needs pyarrow: pip install 'kuntur[eval]'") from None
+        txs = history.transactions
+        table = pa.table({
+            "transaction_id": [tx.transaction_id for tx in txs],
+            "account_id": [tx.account_id for tx in txs],
+            "event_time": pa.array(np.array([tx.ts for tx in txs]) * 1e6, pa.float64()).cast(pa.int64())
+            .cast(pa.timestamp("us", tz="UTC")),
+            "score": pa.array(online.scores, pa.float64(), mask=np.isnan(online.scores)),
+            "alert": pa.array(online.alerts, pa.bool_()),
+            "label": pa.array(history.labels, pa.float64(), mask=np.isnan(history.labels)).cast(pa.int8()),
+        })
+        pq.write_table(table, path, compression="zstd")
+        return len(txs)
     n = 0
-    with open(path, "w", newline="", encoding="utf-8") as fh:
+    opener = gzip.open if fmt == ".csv.gz" else open
+    with opener(path, "wt", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
-        w.writerow(["transaction_id", "account_id", "event_time", "score", "alert", "label"])
+        w.writerow(_SCORE_COLUMNS)
         for tx, s, a, y in zip(history.transactions, online.scores, online.alerts, history.labels, strict=True):
             w.writerow([
                 tx.transaction_id,
@@ -409,7 +451,9 @@ def register(sub: Any) -> None:
     p.add_argument("--no-search", action="store_true", help="skip the baseline's small hyperparameter search")
     p.add_argument("--seed", type=int, default=0, help="baseline random seed (0)")
     p.add_argument("--json", metavar="PATH", help="write the summary as JSON")
-    p.add_argument("--scores-out", metavar="PATH", help="write every transaction's score (CSV)")
+    p.add_argument(
+        "--scores-out", metavar="PATH", help="write every transaction's score (.csv, .csv.gz or .parquet, by extension)"
+    )
     p.add_argument("--report", metavar="PATH", help="write a self-contained HTML report with plots")
     p.set_defaults(func=_cmd_evaluate)
 

@@ -188,8 +188,8 @@ def transaction_from_dict(
     amount = obj["amount"]
     if isinstance(amount, bool) or not isinstance(amount, int | float):
         raise InvalidEvent("bad-type", f"amount must be a number, got {_short(amount)}")
-    if not math.isfinite(amount) or amount <= 0:
-        raise InvalidEvent("bad-amount", f"amount must be a finite number > 0, got {amount!r}")
+    if not math.isfinite(amount) or amount < 0:  # zero: a card verification, scored like any other
+        raise InvalidEvent("bad-amount", f"amount must be a finite number >= 0, got {amount!r}")
     if amount > limits.max_amount:
         raise InvalidEvent("bad-amount", f"amount {amount!r} is above the configured maximum {limits.max_amount:g}")
     strings: dict[str, str | None] = {}

@@ -67,7 +67,7 @@ def test_bad_messages_go_to_dlq_while_good_ones_flow(settings, start_worker):
     good = sim_transactions(200, seed=5)
     bad = [
         (b"k1", b"{not json"),
-        (b"k2", b'{"transaction_id": "b2", "account_id": "a", "amount": 0, "timestamp": 1767225600}'),
+        (b"k2", b'{"transaction_id": "b2", "account_id": "a", "amount": -1, "timestamp": 1767225600}'),
         (b"k3", b'{"transaction_id": "b3", "account_id": "a", "amount": 5, "timestamp": "soon"}'),
         (b"k4", b'{"account_id": "a", "amount": 5, "timestamp": 1767225600}'),
         (b"k5", b"\xff\xfe binary"),

@@ -88,3 +88,34 @@ def test_cli_errors_are_clear(history_file, tmp_path, capsys):
     assert "no label column" in capsys.readouterr().err
     assert main(["evaluate", str(history_file), "--test-start", "2030-01-01", "--no-progress"]) == 2
     assert "test-start" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["scores.csv", "scores.csv.gz", "scores.parquet"])
+def test_scores_out_writes_the_format_its_extension_names(history_file, tmp_path, name):
+    import pandas as pd
+
+    path = tmp_path / name
+    assert main(["evaluate", str(history_file), "--label-delay", "2d", "--scores-out", str(path), "--no-progress"]) == 0
+    magic = {".parquet": b"PAR1", ".gz": b"\x1f\x8b", ".csv": b"tran"}[path.suffix]
+    assert path.read_bytes().startswith(magic)
+    frame = pd.read_parquet(path) if name.endswith(".parquet") else pd.read_csv(path)
+    assert len(frame) == 3000 and list(frame.columns)[:4] == ["transaction_id", "account_id", "event_time", "score"]
+    assert frame["score"].between(0, 1).all()
+
+
+def test_scores_out_refuses_an_unknown_extension_before_the_run(history_file, tmp_path, capsys):
+    assert main(["evaluate", str(history_file), "--scores-out", str(tmp_path / "s.xlsx"), "--no-progress"]) == 2
+    assert "unknown extension" in capsys.readouterr().err
+    assert not (tmp_path / "s.xlsx").exists()
+
+
+def test_zero_amount_transactions_are_scored(tmp_path, settings):
+    rows = ["transaction_id,account_id,merchant_id,timestamp,amount,label"]
+    rows += [f"t{i},a{i % 3},m{i % 2},2026-01-01T{i // 60:02d}:{i % 60:02d}:00Z,{0 if i % 5 == 0 else 12.5},0"
+             for i in range(200)]
+    path = tmp_path / "zero.csv"
+    path.write_text("\n".join(rows) + "\n")
+    h = load_history(path)
+    assert len(h) == 200 and not h.rejected
+    run = run_online(h, LabelRule(86400.0), settings)
+    assert not np.isnan(run.scores).any()

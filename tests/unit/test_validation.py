@@ -66,7 +66,6 @@ def test_epoch_seconds_and_zulu_are_accepted():
         ({**GOOD, "account_id": "  "}, "bad-type"),
         ({**GOOD, "amount": "100"}, "bad-type"),
         ({**GOOD, "amount": True}, "bad-type"),
-        ({**GOOD, "amount": 0}, "bad-amount"),
         ({**GOOD, "amount": -5.0}, "bad-amount"),
         (b'{"transaction_id":"t","account_id":"a","timestamp":1,"amount":NaN}', "bad-json"),
         ({**GOOD, "timestamp": "yesterday"}, "bad-timestamp"),
@@ -80,6 +79,12 @@ def test_epoch_seconds_and_zulu_are_accepted():
 )
 def test_each_bad_input_class_has_its_code(raw, code):
     assert _bad(raw) == code
+
+
+def test_zero_amount_is_accepted():
+    """A zero-amount authorisation (card verification, a card-testing probe) must be scored."""
+    assert transaction_from_dict({**GOOD, "amount": 0}).amount == 0.0
+    assert transaction_from_dict({**GOOD, "amount": -0.0}).amount == 0.0
 
 
 def test_non_finite_amount_from_a_file_row_is_rejected():
