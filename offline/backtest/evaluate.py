@@ -169,7 +169,8 @@ def _summary_row(name: str, summary: dict[str, Any]) -> str:
 
     return (
         f"{name:<22} {f('roc_auc'):>7} {f('average_precision'):>7} {f('precision'):>7} {f('recall'):>7} "
-        f"{f('f1'):>7} {f('precision_at_budget'):>8} {f('alerts_per_day_mean', '.1f'):>9} "
+        f"{f('f1'):>7} {f('precision_at_budget'):>8} {f('card_precision_at_budget'):>8} "
+        f"{f('alerts_per_day_mean', '.1f'):>9} "
         f"{f('throughput_tx_s', ',.0f'):>9}"
     )
 
@@ -390,7 +391,7 @@ def print_summary(out: dict[str, Any]) -> None:
           f"{meta['label_rule']}; threshold {meta['threshold']}, budget {meta['budget_k']} accounts/day")
     if meta["rejected"]:
         print(f"rejected rows: {meta['rejected']} (first: {meta['rejections'][:3]})")
-    print(f"{'run':<22} {'AUC':>7} {'AP':>7} {'prec':>7} {'recall':>7} {'F1':>7} {'P@budget':>8} "
+    print(f"{'run':<22} {'AUC':>7} {'AP':>7} {'prec':>7} {'recall':>7} {'F1':>7} {'P@budget':>8} {'CP@budg':>8} "
           f"{'alerts/d':>9} {'tx/s':>9}")
     for run in out["runs"]:
         print(_summary_row(run["name"], run))
@@ -408,9 +409,10 @@ horizon); --label-delay wins if both are given, 7d if neither.
 Metrics over the test window (--test-start/--test-end; earlier rows still warm up state
 and model): ROC AUC, average precision, precision/recall/F1 of the alerts (threshold and
 rules, as the worker alerts), the investigators' alert budget -- daily precision of the
-top-k accounts by score (--budget), averaged over days -- alerts per day, and the scoring
-throughput. --baseline adds the original plan's batch model, retrained on a schedule on
-the same features under the same label-arrival rule, as extra rows."""
+top-k accounts by score (--budget), averaged over days (P@budget), and the literature's
+card precision top-k (CP@budg: the same with accounts found fraudulent on earlier days
+removed) -- alerts per day, and the scoring throughput. --baseline adds the original
+plan's batch model, retrained on a schedule on the same features under the same label-arrival rule, as extra rows."""
 
 _EXAMPLE = """\
 example (the Fraud Detection Handbook's simulated data):

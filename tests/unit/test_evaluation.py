@@ -9,6 +9,7 @@ import pytest
 from offline.backtest.metrics import (
     alerts_per_day,
     average_precision,
+    card_precision_at_k,
     curve_points,
     daily_precision_at_k,
     roc_auc,
@@ -202,3 +203,34 @@ def test_summarize_keys_and_values() -> None:
     _, mean = daily_precision_at_k((ts // 86400).astype(int), account, y, s, 20)
     assert out["precision_at_budget"] == pytest.approx(mean)
     assert out["budget_k"] == 20
+
+
+def _handbook_card_precision(day, account, y, s, k):
+    """The Fraud Detection Handbook's card_precision_top_k (remove_detected_compromised_cards)."""
+    import pandas as pd
+
+    df = pd.DataFrame({"day": day, "account": account, "y": y.astype(int), "s": s})
+    detected: list[int] = []
+    out = []
+    for d in sorted(df.day.unique()):
+        day_df = df[(df.day == d) & ~df.account.isin(detected)]
+        per = day_df.groupby("account")[["s", "y"]].max().reset_index()
+        top = per.sort_values(["s", "account"], ascending=[False, True]).head(k)
+        found = list(top[top.y == 1].account)
+        detected.extend(found)
+        out.append(len(found) / k)
+    return out
+
+
+def test_card_precision_removes_accounts_detected_on_earlier_days() -> None:
+    rng = np.random.default_rng(7)
+    n = 4000
+    day = np.sort(rng.integers(0, 12, n))
+    account = rng.integers(0, 150, n)
+    y = rng.random(n) < 0.05
+    s = rng.random(n) + y * 0.4
+    daily, mean = card_precision_at_k(day, account, y, s, 10)
+    assert daily == pytest.approx(_handbook_card_precision(day, account, y, s, 10))
+    assert mean == pytest.approx(np.mean(daily))
+    assert mean <= daily_precision_at_k(day, account, y, s, 10)[1] + 1e-12
+    assert summarize(y, s, s > 0.9, day * 86400.0, account, 10)["card_precision_at_budget"] == pytest.approx(mean)
