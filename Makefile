@@ -4,7 +4,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv tools test test-fast lint demo bench clean
+.PHONY: venv tools kafka java-tools test test-fast lint demo bench clean
+
+## kafka: Apache Kafka 3.9 server jars (+ dependencies, a log4j binding) from Maven Central, once,
+## into a git-ignored cache; the integration suite starts real KRaft brokers from them
+## (stream/dev/kafka.py). Needs Java 17 and Maven: `make java-tools` installs them with apt-get.
+KAFKA_POM := stream/dev/kafka.pom.xml
+KAFKA_LIBS := .cache/kafka/libs
+KAFKA_STAMP := $(KAFKA_LIBS)/.fetched
 
 venv: $(STAMP)
 
@@ -32,16 +39,33 @@ tools:
 	  exit $$rc; \
 	fi
 
+kafka: $(KAFKA_STAMP)
+
+$(KAFKA_STAMP): $(KAFKA_POM)
+	@command -v java >/dev/null && command -v mvn >/dev/null || $(MAKE) --no-print-directory java-tools
+	rm -rf $(KAFKA_LIBS).tmp
+	mvn -q -B -f $(KAFKA_POM) dependency:copy-dependencies -DincludeScope=runtime \
+	  -DoutputDirectory=$(CURDIR)/$(KAFKA_LIBS).tmp
+	rm -rf $(KAFKA_LIBS) && mv $(KAFKA_LIBS).tmp $(KAFKA_LIBS)
+	touch $(KAFKA_STAMP)
+
+## java-tools: OpenJDK 17 and Maven from Debian (only when missing)
+java-tools:
+	@if ! command -v apt-get >/dev/null; then echo "make kafka: install Java 17 and Maven by hand" >&2; exit 1; fi
+	sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); $$sudo apt-get update -q && \
+	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+	  openjdk-17-jre-headless maven
+
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-## test: lint + the whole suite (unit and end-to-end on a real Tansu broker)
-test: venv lint tools
+## test: lint + the whole suite (unit tests; end-to-end and fault tests on Apache Kafka)
+test: venv lint tools kafka
 	$(BIN)/python -m pytest -q
 
 ## test-fast: skip the slow end-to-end tests
-test-fast: venv tools
+test-fast: venv tools kafka
 	$(BIN)/python -m pytest -q -m 'not slow'
 
 ## demo: embedded broker + worker + simulator, live summary, stops by itself
@@ -53,4 +77,4 @@ bench: venv
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache data build *.egg-info
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache data build *.egg-info .cache

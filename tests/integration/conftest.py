@@ -1,7 +1,10 @@
-"""Integration fixtures: one real Tansu broker per session, real worker processes.
+"""Integration fixtures: one real Apache Kafka 3.9 (KRaft) broker per session, real
+worker processes.
 
 Each test gets its own topic names and consumer group (app id), so tests share the
-broker without seeing each other's data.
+broker without seeing each other's data. The broker's jars come from ``make kafka``
+(stream/dev/kafka.py); its logs are kept under pytest's temporary directory when a test
+failed. The fault tests that stop brokers start their own (``kafka_cluster``).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from confluent_kafka import Producer
 
 from config.settings import Settings, load_settings
 from stream.dev.broker import EmbeddedBroker, free_port
+from stream.dev.kafka import KafkaCluster
 from stream.dev.process import is_ready, worker_env, write_key_file
 from stream.dev.prom import scrape
 from stream.kafka.admin import ensure_topics
@@ -32,14 +36,18 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="session")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
-    log = tmp_path_factory.mktemp("broker") / "tansu.log"
-    with EmbeddedBroker(log_path=log) as b:
-        yield b
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaCluster | EmbeddedBroker]:
+    """Apache Kafka; ``TEST_BROKER=tansu`` runs the suite on the embedded broker instead."""
+    if os.environ.get("TEST_BROKER", "kafka") == "tansu":
+        with EmbeddedBroker(log_path=tmp_path_factory.mktemp("broker") / "tansu.log") as tansu:
+            yield tansu
+        return
+    with KafkaCluster(nodes=1, data_dir=tmp_path_factory.mktemp("kafka")) as kafka:
+        yield kafka
 
 
 @pytest.fixture
-def settings(broker: EmbeddedBroker, tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
+def settings(broker: KafkaCluster | EmbeddedBroker, tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
     """Settings with a unique app id and topic set for this test."""
     tag = uuid.uuid4().hex[:8]
     key_file = write_key_file(tmp_path / "keys" / "model.key")

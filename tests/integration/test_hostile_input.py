@@ -40,7 +40,11 @@ def test_poison_timestamps_oversized_messages_and_huge_amounts_are_dead_lettered
     produce_json(settings, settings.topic_transactions, good[300:])
     dlq = consume(settings, settings.topic_dlq, lambda d: len(d) >= len(hostile) + 1, 90, worker)
     assert sorted(d["error"] for d in dlq) == sorted([code for _, code in hostile] + ["bad-json"])
-    whole = {orjson.loads(d["payload"])["transaction_id"]: d["error"] for d in dlq if not d["payload_truncated"]}
+    whole = {
+        orjson.loads(d["payload"])["transaction_id"]: d["error"]
+        for d in dlq
+        if not d["payload_truncated"] and d["error"] != "bad-json"  # "{not json" is no JSON to read
+    }
     assert whole == {r["transaction_id"]: code for r, code in hostile if r["transaction_id"] != "big"}
     (big,) = [d for d in dlq if d["payload_truncated"]]
     assert big["error"] == "too-large" and big["payload_bytes"] > 900_000 and len(big["payload"]) <= 16 * 1024
@@ -62,7 +66,7 @@ def test_faust_table_and_router_views_are_off_and_institution_labels_are_bounded
             "account_id": f"acc-{i}",
             "amount": 10.0,
             "timestamp": 1767225600 + i,
-            "institution_id": f"bank-{i}" if i < 20 else "x" * 5000,
+            "institution_id": f"bank-{i}" if i < 20 else "a bank name, not an identifier",
         }
         for i in range(21)
     ]

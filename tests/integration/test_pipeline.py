@@ -1,4 +1,4 @@
-"""End to end on a real Tansu broker with a real worker process and real Kafka clients."""
+"""End to end on a real Apache Kafka broker with a real worker process and real Kafka clients."""
 
 from __future__ import annotations
 
