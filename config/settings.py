@@ -124,6 +124,19 @@ class Settings:
         0.01, "expected share of transactions that alert; dashboards and alert rules compare the alert rate with it"
     )
 
+    # The investigators' console (``kuntur console``).
+    console_host: str = _opt(
+        "127.0.0.1", "bind address of the console; anything but loopback is refused until a user exists"
+    )
+    console_port: int = _opt(8765, "port of the console's web pages")
+    console_db: str = _opt("", "the console's SQLite file (alerts, decisions, users); empty: <data_dir>/console.sqlite3")
+    console_daily_budget: int = _opt(
+        50, "alerts per institution and day the investigators can handle; the queue shows which fall outside"
+    )
+    console_timezone: str = _opt("America/Lima", "time zone of the console's days and times (IANA name)")
+    console_session_idle_s: float = _opt(1_800.0, "a console session expires after this many seconds unused")
+    console_session_max_s: float = _opt(43_200.0, "a console session expires this long after login, used or not")
+
     def as_dict(self) -> dict[str, Any]:
         """Settings as plain values for logs; secrets stay masked."""
         return {f.name: (str(v) if isinstance(v, Secret) else v) for f in fields(self) for v in [getattr(self, f.name)]}
@@ -257,6 +270,10 @@ def _check(s: Settings) -> None:
         raise ConfigError(f"log_format must be one of {', '.join(LOG_FORMATS)}, got {s.log_format!r}")
     if s.partitions < 1:
         raise ConfigError(f"partitions must be >= 1, got {s.partitions}")
+    if s.console_daily_budget < 1:
+        raise ConfigError(f"console_daily_budget must be >= 1, got {s.console_daily_budget}")
+    if s.console_session_idle_s <= 0 or s.console_session_max_s <= 0:
+        raise ConfigError("console_session_idle_s and console_session_max_s must be > 0")
     for name in (
         "label_horizon_s",
         "late_tolerance_s",

@@ -184,6 +184,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--models", action="store_true", help="list the model candidates instead")
     p.set_defaults(func=_cmd_features)
 
+    from console.cli import register as register_console  # argparse only: the web app loads when run
+
+    register_console(sub)
+
     from stream.dev.demo import add_demo_arguments
 
     p = sub.add_parser(
