@@ -133,7 +133,7 @@ def _decision(row: sqlite3.Row) -> Decision:
 class Store:
     """The console's SQLite file; safe to share between the web app and the ingest thread."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, migrate_to: int = LATEST) -> None:
         self.path = str(path)
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
@@ -147,7 +147,7 @@ class Store:
         self._db.execute("PRAGMA busy_timeout = 5000")
         if self.path != ":memory:":
             self._db.execute("PRAGMA journal_mode = WAL")
-        self.migrate()
+        self.migrate(migrate_to)
 
     # -- schema ---------------------------------------------------------------------------
 

@@ -107,7 +107,7 @@ class Console:
         resp = web.HTTPSeeOther(_safe_next(_str(form.get("next"))))
         resp.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="Strict", path="/")
         resp.del_cookie(LOGIN_COOKIE, path="/login")
-        return resp
+        raise resp
 
     async def logout(self, request: web.Request) -> web.StreamResponse:
         session = self._session(request)
@@ -115,7 +115,7 @@ class Console:
         self.sessions.logout(request.cookies.get(SESSION_COOKIE))
         resp = web.HTTPSeeOther("/login")
         resp.del_cookie(SESSION_COOKIE, path="/")
-        return resp
+        raise resp
 
     # -- pages ----------------------------------------------------------------------------
 
@@ -199,9 +199,12 @@ class Console:
                 log.exception("console: maintenance failed; retrying")
 
 
+CONSOLE = web.AppKey("console", Console)
+
+
 @web.middleware
 async def _headers_and_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    console: Console = request.app["console"]
+    console = request.app[CONSOLE]
     try:
         resp = await handler(request)
     except CsrfError as exc:
@@ -228,7 +231,7 @@ def build_app(
 ) -> web.Application:
     console = Console(settings, store, sender, clock)
     app = web.Application(middlewares=[_headers_and_errors], client_max_size=64 * 1024)
-    app["console"] = console
+    app[CONSOLE] = console
     app.router.add_get("/health", console.health)
     app.router.add_get("/login", console.login_form)
     app.router.add_post("/login", console.login)

@@ -49,16 +49,11 @@ def test_a_new_store_is_created_at_the_latest_version(tmp_path):
 
 def test_an_old_store_is_migrated_and_keeps_its_data(tmp_path):
     path = tmp_path / "old.sqlite3"
-    old = Store.__new__(Store)  # open without migrating to the latest, as version 1 was shipped
-    old.path, old._db = str(path), sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    old._db.row_factory = sqlite3.Row
-    import threading
-
-    old._lock = threading.RLock()
-    assert old.migrate(upto=1) == 1
+    old = Store(path, migrate_to=1)  # a store as version 1 of the console left it
+    assert old.version == 1
     add(old, alert(1))
     old._db.execute(
-        "INSERT INTO decisions (alert_id, outcome, note, decided_by, decided_at) VALUES ('alert-1', 'fraud', '', 'x', 1)"
+        "INSERT INTO decisions (alert_id, outcome, decided_by, decided_at) VALUES ('alert-1', 'fraud', 'x', 1)"
     )
     old.close()
     store = Store(path)
