@@ -44,14 +44,13 @@ False
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from models.pending import Pending, PendingLabels
+from models.pending import Pending, PendingLabels, Resolution
 from models.quality import OnlineQuality
 from models.scorer import FraudModel, Reason
 
@@ -135,6 +134,9 @@ class Detector:
         self.warmup_genuine = warmup_genuine
         self._warm = warmup_genuine <= 0
         self.pending = PendingLabels(model.feature_names, capacity=pending_capacity)
+        #: whether :meth:`state_dict` carries the pending and resolved transactions; a worker
+        #: keeps them in a changelogged table instead (:meth:`use_store`)
+        self.learning_state_in_checkpoint = True
         self.quality = OnlineQuality(window=quality_window)
         self.watermark = float("-inf")
         self.counts: dict[str, int] = {
@@ -147,9 +149,21 @@ class Detector:
             DUPLICATE: 0,
             LATE_AFTER_HORIZON: 0,
         }
-        # id -> (how it was resolved, merchant_id, event_ts), oldest first, bounded
-        self._resolved: OrderedDict[str, tuple[int, str | None, float]] = OrderedDict()
-        self._resolved_capacity = pending_capacity
+
+    def use_store(self, store: MutableMapping[str, bytes]) -> int:
+        """Keep the pending and resolved transactions in ``store`` (a changelogged table's
+        dict) from now on, recording every key written (:meth:`PendingLabels.take_changes`);
+        what the detector held so far is dropped (the table is the truth). Returns how many
+        pending entries were dropped."""
+        dropped = len(self.pending)
+        old = self.pending
+        self.pending = PendingLabels(
+            old.feature_names, capacity=old.capacity, store=store, resolved_capacity=old.resolved_capacity,
+            track_changes=True,
+        )
+        self.pending.evicted = old.evicted
+        self.learning_state_in_checkpoint = False
+        return dropped
 
     # -- state (checkpoints) ---------------------------------------------------------------
 
@@ -157,7 +171,9 @@ class Detector:
         """Everything but the model (which has its own :meth:`FraudModel.state_dict`) as
         plain values and numpy arrays: settings, watermark, counters, the pending buffer,
         the quality window and the resolved-ids memory."""
-        resolved = self._resolved
+        keep = self.learning_state_in_checkpoint
+        pending = self.pending if keep else PendingLabels(self.pending.names, capacity=self.pending_capacity)
+        resolved = self.pending.resolutions() if keep else []
         return {
             # floats that may be infinite (watermark, a disabled horizon) go in an array
             "floats": np.array([self.threshold, self.label_horizon_s, self.watermark]),
@@ -166,13 +182,13 @@ class Detector:
             "warmup_genuine": self.warmup_genuine,
             "warm": self._warm,
             "counts": dict(self.counts),
-            "pending": self.pending.state_dict(),
+            "pending": pending.state_dict(),
             "quality": self.quality.state_dict(),
-            "resolved_capacity": self._resolved_capacity,
-            "resolved_id": list(resolved),
-            "resolved_how": np.array([v[0] for v in resolved.values()], dtype=np.int8),
-            "resolved_merchant_id": [v[1] for v in resolved.values()],
-            "resolved_event_ts": np.array([v[2] for v in resolved.values()], dtype=np.float64),
+            "resolved_capacity": self.pending.resolved_capacity,
+            "resolved_id": [tid for tid, _ in resolved],
+            "resolved_how": np.array([r.how for _, r in resolved], dtype=np.int8),
+            "resolved_merchant_id": [r.merchant_id for _, r in resolved],
+            "resolved_event_ts": np.array([r.event_ts for _, r in resolved], dtype=np.float64),
         }
 
     @classmethod
@@ -184,15 +200,16 @@ class Detector:
         det._warm = bool(state["warm"])
         det.watermark = watermark
         det.counts = {str(k): int(v) for k, v in state["counts"].items()}
-        det.pending = PendingLabels.from_state(state["pending"])
+        det.pending = pending = PendingLabels.from_state(state["pending"])
         det.quality = OnlineQuality.from_state(state["quality"])
-        det._resolved_capacity = int(state["resolved_capacity"])
+        pending.resolved_capacity = int(state["resolved_capacity"])
         how = np.asarray(state["resolved_how"]).tolist()
         if not set(how) <= {_LABELLED, _EXPIRED}:
             raise ValueError("unexpected resolution kind in the resolved-ids memory")
-        entries = zip(how, state["resolved_merchant_id"],
+        entries = zip(map(str, state["resolved_id"]), how, state["resolved_merchant_id"],
                       np.asarray(state["resolved_event_ts"], dtype=np.float64).tolist(), strict=True)
-        det._resolved = OrderedDict(zip(map(str, state["resolved_id"]), entries, strict=True))
+        for tid, kind, merchant_id, event_ts in entries:
+            pending.resolve(tid, Resolution(int(kind), merchant_id, event_ts))
         return det
 
     def __repr__(self) -> str:
@@ -226,7 +243,7 @@ class Detector:
         counts["scored"] += 1
         if alert:
             counts["alerts"] += 1
-        if transaction_id in pending or transaction_id in self._resolved:
+        if pending.known(transaction_id):
             counts["rescored"] += 1
         else:
             pending.add_vector(transaction_id, account_id, merchant_id, event_ts, row, partial,
@@ -247,13 +264,13 @@ class Detector:
         is_fraud = bool(is_fraud)
         p = self.pending.pop(transaction_id)
         if p is None:
-            resolved = self._resolved.get(transaction_id)
+            resolved = self.pending.resolution(transaction_id)
             if resolved is None:
                 reason = UNKNOWN_TRANSACTION
                 merchant_id, event_ts = None, None
             else:
-                how, merchant_id, event_ts = resolved
-                reason = DUPLICATE if how == _LABELLED else LATE_AFTER_HORIZON
+                merchant_id, event_ts = resolved.merchant_id, resolved.event_ts
+                reason = DUPLICATE if resolved.how == _LABELLED else LATE_AFTER_HORIZON
             self.counts[reason] += 1
             return LabelOutcome(False, is_fraud, merchant_id, event_ts, reason)
         self._learn(p, is_fraud, _LABELLED)
@@ -279,7 +296,4 @@ class Detector:
         else:
             model.learn_one(pending.features(p), is_fraud)
         self.quality.update(p.alerted, is_fraud)
-        resolved = self._resolved
-        resolved[p.transaction_id] = (how, p.merchant_id, p.event_ts)
-        if len(resolved) > self._resolved_capacity:
-            resolved.popitem(last=False)
+        pending.resolve(p.transaction_id, Resolution(how, p.merchant_id, p.event_ts))

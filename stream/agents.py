@@ -103,6 +103,17 @@ class Handlers:
         """A confirmed fraud goes to its stage, on the partition that holds the merchant."""
         sends.to(ROUTES[MerchantFraud]).add(self.merchant_partition(fraud.merchant_id), FraudEntry(fraud))
 
+    def learning_writes(self, sends: Sends, partition: int) -> None:
+        """Record the learning-state keys the score stage changed, for the changelog. New
+        keys belong to ``partition`` (the account's); known ones keep their own."""
+        writes = self.pipeline.score.take_writes()
+        if writes:
+            for name, keys in (("pending", writes.pending), ("deferred", writes.deferred)):
+                if keys:
+                    written = sends.written.setdefault(name, {})
+                    for key in keys:
+                        written[key] = partition
+
     def _label_outcome(self, sends: Sends, outcome: LabelOutcome | None, fraud: MerchantFraud | None) -> None:
         if outcome is None:
             self.metrics.labels.labels(outcome="deferred").inc()
@@ -200,6 +211,7 @@ class Handlers:
                     m.labels.labels(outcome=outcome.reason).inc()
                 for fraud in verdict.frauds:
                     self._send_fraud(sends, fraud)
+                self.learning_writes(sends, msg.partition)
                 m.latency.observe(max(0.0, now - entry.produced_at))
                 m.lag.set(max(0.0, now - entry.produced_at))
                 scored += 1
@@ -217,6 +229,7 @@ class Handlers:
                 self._dead_letter(sends, msg, err)
                 continue
             outcome, fraud = self.pipeline.score.on_label(label)
+            self.learning_writes(sends, msg.partition)
             self._label_outcome(sends, outcome, fraud)
         return sends
 

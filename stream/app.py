@@ -34,10 +34,11 @@ from stream.agents import Handlers, Sends, message_of
 from stream.batching import app_options, batches, freeze_heap
 from stream.kafka.security import broker_credentials
 from stream.metrics import Metrics
+from stream.pipeline.deferred import DeferredLabels
 from stream.pipeline.emits import Stage
 from stream.pipeline.stages import Pipeline
 from stream.producer import Emitter
-from stream.tables import ExpiringTable, expiring_table
+from stream.tables import ChangelogTable, ExpiringTable, changelog_table, expiring_table
 from stream.tasks import Checkpointer, Gauges
 from stream.web import add_views
 from stream.wire import WIRE_VERSION
@@ -90,9 +91,20 @@ def create_app(settings: Settings, pipeline: Pipeline, metrics: Metrics, partiti
     internal_names = {stage: topic.get_topic_name() for stage, topic in internal.items()}
     # The version suffix changes whenever the state layout does: old state is never misread.
     tables: dict[str, ExpiringTable] = {
-        "accounts": expiring_table(app, "accounts-v1", partitions, AccountState.from_bytes, account_expired),
+        "accounts": expiring_table(app, "accounts-v2", partitions, AccountState.from_bytes, account_expired),
         "merchants": expiring_table(app, "merchants-v1", partitions, MerchantState.from_bytes, merchant_expired),
     }
+    # The score stage's learning state, on the account's partition (co-partitioned with the
+    # labels topic): it moves with its partition and is restored after a crash.
+    learning: dict[str, ChangelogTable] = {
+        "pending": changelog_table(app, "pending-v1", partitions),
+        "deferred": changelog_table(app, "deferred-labels-v1", partitions),
+    }
+    dropped = pipeline.detector.use_store(learning["pending"].states)
+    if dropped:
+        log.info("%d pending transactions from the local checkpoint ignored: table pending-v1 holds them", dropped)
+    pipeline.score.deferred = DeferredLabels(learning["deferred"].states, track_changes=True)
+    changelogged: dict[str, ChangelogTable] = {**tables, **learning}
     handlers = Handlers(s, pipeline, metrics, partitions)
     emitter = Emitter(app)
 
@@ -104,7 +116,7 @@ def create_app(settings: Settings, pipeline: Pipeline, metrics: Metrics, partiti
         for key, value, timestamp in sends.rekeyed:
             await transactions.send(key=key, value=value, timestamp=timestamp)
         for name, written in sends.written.items():
-            await tables[name].write_changelog(written)
+            await changelogged[name].write_changelog(written)
 
     @app.agent(transactions, name="accounts")
     async def account_agent(stream: Any) -> None:
@@ -126,6 +138,24 @@ def create_app(settings: Settings, pipeline: Pipeline, metrics: Metrics, partiti
     async def label_agent(stream: Any) -> None:
         async for events in batches(stream):
             await route(handlers.labels([message_of(e) for e in events]))
+
+    async def reindex_learning_state() -> None:
+        """After a rebalance's recovery: the tables hold this worker's partitions now."""
+        for table in learning.values():
+            table.forget_revoked()
+        pipeline.detector.pending.reindex()
+        pipeline.score.deferred.reindex()
+        sends = Sends()
+        handlers.learning_writes(sends, 0)  # evictions only: keys recovered, partitions known
+        await route(sends)
+        log.info(
+            "learning state: %d pending transactions, %d deferred labels on partitions %s",
+            len(pipeline.detector.pending),
+            len(pipeline.score.deferred),
+            sorted({tp.partition for tp in app.consumer.assignment()}),
+        )
+
+    learning["pending"].on_recover(reindex_learning_state)
 
     gauges = Gauges(pipeline, metrics, {name: t.data for name, t in tables.items()})
     checkpoint_path = f"{s.data_dir}/model.ckpt"
@@ -155,7 +185,7 @@ def create_app(settings: Settings, pipeline: Pipeline, metrics: Metrics, partiti
     async def final_checkpoint(sender: Any, **kwargs: Any) -> None:
         checkpointer.checkpoint(force=True)
         await app.producer.flush()
-        for table in tables.values():
+        for table in changelogged.values():
             await table.seal(partitions)
         await app.producer.flush()
 

@@ -20,20 +20,19 @@ def log_failed_send(fut: Any) -> None:
         log.error("a message could not be produced: %r", fut.exception())
 
 
-class ExpiringTable(faust.Table):
-    """A table of compact entity states whose idle entities can be deleted.
+class ChangelogTable(faust.Table):
+    """A table of ``bytes`` values that agents update in place and write to the changelog
+    once per batch (:meth:`write_changelog`).
 
-    Deleting a key outside an event needs its changelog partition; Faust only knows it
-    while the writing event is current, so we record it at write and at recovery.
-    ``decode`` turns a stored value into a state object ``is_expired`` understands.
+    Writing a key outside an event needs its changelog partition; Faust only knows it
+    while the writing event is current, so we record it at write and at recovery. The
+    memory store's own key → partition map is kept too: after a rebalance Faust drops the
+    keys of partitions this worker no longer holds, so a moved partition's state lives on
+    its new owner only.
     """
 
-    def __init__(
-        self, *args: Any, decode: Callable[[bytes], Any], is_expired: Callable[[Any, float, float], bool], **kwargs: Any
-    ) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.decode = decode
-        self.is_expired = is_expired
         self.key_partitions: dict[Any, int] = {}
 
     def on_key_set(self, key: Any, value: Any) -> None:
@@ -50,7 +49,9 @@ class ExpiringTable(faust.Table):
         return states
 
     async def write_changelog(self, written: dict[Any, int]) -> None:
-        """Send the current value of each key written during a batch to its changelog partition.
+        """Send the current value of each key written during a batch to its changelog
+        partition — the partition recorded for the key if it has one, else the one given —
+        and a tombstone for each key no longer in the table.
 
         Straight to the producer: the memory store keeps no persisted offsets, so Faust's
         per-record bookkeeping (future message, sensors, offset callback) would be pure cost.
@@ -59,10 +60,18 @@ class ExpiringTable(faust.Table):
             return
         states, topic = self.states, self.changelog_topic.get_topic_name()
         send: Any = self.app.producer.send  # started with the app (tables need it)
-        for key, partition in written.items():
-            fut = await send(topic, dumps_key("json", key), states[key], partition, None, None)
+        known = self.key_partitions
+        store_partitions: dict[Any, int] = self.data._key_partition  # type: ignore[attr-defined]  # memory store
+        for key, hint in written.items():
+            partition = known.get(key, hint)
+            value = states.get(key)
+            fut = await send(topic, dumps_key("json", key), value, partition, None, None)
             fut.add_done_callback(log_failed_send)
-            self.key_partitions[key] = partition
+            if value is None:
+                known.pop(key, None)
+                store_partitions.pop(key, None)
+            else:
+                known[key] = store_partitions[key] = partition
 
     def apply_changelog_batch(self, batch: Any) -> None:
         events = list(batch)
@@ -70,6 +79,41 @@ class ExpiringTable(faust.Table):
             if event.value is not None:
                 self.key_partitions[event.key] = event.message.partition
         super().apply_changelog_batch(events)
+
+    def forget_revoked(self) -> None:
+        """Drop the recorded partitions of keys the store no longer holds (after recovery)."""
+        states = self.states
+        for key in [k for k in self.key_partitions if k not in states]:
+            del self.key_partitions[key]
+
+    async def seal(self, partitions: int) -> None:
+        """End every changelog partition with a batch of its own holding one tombstone.
+
+        Tansu (the embedded broker) reports a partition's high watermark as the last
+        *batch's* base offset + 1, so Faust's recovery, which reads up to the high
+        watermark, would skip the rest of the last batch and restore stale state. A
+        final one-record batch makes the reported watermark exact. Harmless on Kafka,
+        where recovery reads to the true end whether or not the seal was written (a
+        worker killed with SIGKILL writes none).
+        """
+        for partition in range(partitions):
+            await self.changelog_topic.send(
+                key=SEAL_KEY, value=None, partition=partition, key_serializer="json", value_serializer="raw"
+            )
+
+
+class ExpiringTable(ChangelogTable):
+    """A table of compact entity states whose idle entities can be deleted.
+
+    ``decode`` turns a stored value into a state object ``is_expired`` understands.
+    """
+
+    def __init__(
+        self, *args: Any, decode: Callable[[bytes], Any], is_expired: Callable[[Any, float, float], bool], **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.decode = decode
+        self.is_expired = is_expired
 
     def expire(self, now: float, ttl: float) -> int:
         """Delete entities idle for longer than ``ttl`` of event time; returns how many."""
@@ -81,21 +125,9 @@ class ExpiringTable(faust.Table):
             if partition is not None:
                 self.send_changelog(partition, key, None, value_serializer="raw")
                 self.data.pop(key, None)
+                self.data._key_partition.pop(key, None)  # type: ignore[attr-defined]  # memory store
                 gone += 1
         return gone
-
-    async def seal(self, partitions: int) -> None:
-        """End every changelog partition with a batch of its own holding one tombstone.
-
-        Tansu (the embedded broker) reports a partition's high watermark as the last
-        *batch's* base offset + 1, so Faust's recovery, which reads up to the high
-        watermark, would skip the rest of the last batch and restore stale state. A
-        final one-record batch makes the reported watermark exact. Harmless on Kafka.
-        """
-        for partition in range(partitions):
-            await self.changelog_topic.send(
-                key=SEAL_KEY, value=None, partition=partition, key_serializer="json", value_serializer="raw"
-            )
 
 
 def expiring_table(
@@ -106,6 +138,22 @@ def expiring_table(
         app,
         decode=decode,
         is_expired=is_expired,
+        name=name,
+        default=None,
+        beacon=app.tables.beacon,
+        partitions=partitions,
+        key_type=str,
+        value_type=bytes,
+    )
+    app.tables.add(table)
+    return table
+
+
+def changelog_table(app: faust.App, name: str, partitions: int) -> ChangelogTable:
+    """A table of ``str`` keys (json codec) and ``bytes`` values (raw codec) that only its
+    owner's logic deletes from (the learning state: :mod:`models.pending`, deferred labels)."""
+    table = ChangelogTable(
+        app,
         name=name,
         default=None,
         beacon=app.tables.beacon,

@@ -10,7 +10,6 @@ tables hold them encoded (``to_bytes``/``from_bytes``).
 
 from __future__ import annotations
 
-import heapq
 from dataclasses import dataclass
 
 from config.settings import Settings
@@ -27,10 +26,11 @@ from features.transaction import Transaction
 from models.detector import Detector, LabelOutcome
 from models.rules import fired_rules, rules_alert
 from models.scorer import FraudModel
+from stream.pipeline.deferred import DeferredLabels
 from stream.pipeline.emits import MerchantFraud, ToMerchant, ToScore, Verdict, merchant_fraud
 from stream.pipeline.validation import Label
 
-__all__ = ["AccountStage", "AccountStep", "MerchantStage", "Pipeline", "ScoreStage", "new_detector"]
+__all__ = ["AccountStage", "AccountStep", "MerchantStage", "Pipeline", "ScoreStage", "Writes", "new_detector"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,17 +89,19 @@ class MerchantStage:
 class ScoreStage:
     """Score with the model and rules; learn from labels joined on event time.
 
-    The only stage with state that is not per entity: the detector (model, transactions
-    awaiting labels) and the labels reported ahead of the scored stream.
+    Its state: the detector (the model; the transactions awaiting labels and the recently
+    resolved ones, :mod:`models.pending`) and the labels reported ahead of the scored stream
+    (:mod:`stream.pipeline.deferred`). The last two are key-value stores of bytes that the
+    worker backs with changelogged tables on the account's partition; :meth:`take_writes`
+    says which of their keys changed, for the worker to persist.
     """
 
     #: labels reported ahead of the scored stream wait at most this many at once (oldest applied first)
     MAX_DEFERRED = 100_000
 
-    def __init__(self, detector: Detector) -> None:
+    def __init__(self, detector: Detector, deferred: DeferredLabels | None = None) -> None:
         self.detector = detector
-        self._deferred: list[tuple[float, int, Label]] = []
-        self._seq = 0
+        self.deferred = DeferredLabels() if deferred is None else deferred
 
     def on_transaction(self, msg: ToScore) -> Verdict:
         """Score a transaction whose full feature vector (catalogue order) is known."""
@@ -123,11 +125,10 @@ class ScoreStage:
         stream is already past the horizon. The outcome is ``None`` when the label is deferred.
         """
         if label.reported_at > self.detector.watermark:
-            self._seq += 1
-            heapq.heappush(self._deferred, (label.reported_at, self._seq, label))
-            if len(self._deferred) <= self.MAX_DEFERRED:
+            self.deferred.push(label)
+            if len(self.deferred) <= self.MAX_DEFERRED:
                 return None, None
-            label = heapq.heappop(self._deferred)[2]
+            label = self.deferred.pop()
         outcome = self.detector.on_label(label.transaction_id, label.is_fraud)
         return outcome, merchant_fraud(outcome)
 
@@ -135,15 +136,32 @@ class ScoreStage:
         """Apply deferred labels reported at or before ``upto``, each at its own event time:
         transactions whose horizon ended before the report are learned as genuine first."""
         out: list[LabelOutcome] = []
-        while self._deferred and self._deferred[0][0] <= upto:
-            reported_at, _, label = heapq.heappop(self._deferred)
+        deferred = self.deferred
+        while (reported_at := deferred.earliest()) is not None and reported_at <= upto:
+            label = deferred.pop()
             self.detector.advance(reported_at)
             out.append(self.detector.on_label(label.transaction_id, label.is_fraud))
         return out
 
     @property
     def deferred_labels(self) -> int:
-        return len(self._deferred)
+        return len(self.deferred)
+
+    def take_writes(self) -> Writes:
+        """Keys of the learning state written or deleted since the last call."""
+        return Writes(self.detector.pending.take_changes(), self.deferred.take_changes())
+
+
+@dataclass(frozen=True, slots=True)
+class Writes:
+    """Keys of the score stage's stores that changed: ``pending`` (the detector's pending and
+    resolved transactions) and ``deferred`` (labels reported ahead of the stream)."""
+
+    pending: set[str]
+    deferred: set[str]
+
+    def __bool__(self) -> bool:
+        return bool(self.pending or self.deferred)
 
 
 class Pipeline:
