@@ -56,6 +56,10 @@ def fmt_number(value: float) -> str:
     return f"{value:,.2f}" if abs(value) >= 1 else f"{value:.3g}"
 
 
+def _rate(value: float) -> str:
+    return f"{value:.2g}" if value < 1 else f"{value:,.1f}"
+
+
 def page(title: str, body: Html, user: User | None = None, csrf: str = "", flash: str = "", error: bool = False) -> str:
     nav = Html("")
     if user is not None:
@@ -158,16 +162,19 @@ def queue_body(
 def usual_rows(alert: AlertRow) -> list[tuple[str, str, str]]:
     """(what, this transaction, the account's usual) from the feature snapshot."""
     f, out = alert.features, []
-    if alert.amount is not None and f.get("account_amount_mean_30d"):
-        ratio = f.get("account_amount_to_mean_30d") or alert.amount / f["account_amount_mean_30d"]
-        out.append(("amount", f"{fmt_amount(alert.amount)} ({ratio:.1f}× the average)",
-                    f"{fmt_amount(f['account_amount_mean_30d'])} on average over 30 days"))  # fmt: skip
+    ratio = f.get("account_amount_to_mean_30d")
+    if alert.amount is not None and ratio:  # the ratio is to the mean *before* this transaction
+        out.append(("amount", f"{fmt_amount(alert.amount)} ({ratio:,.1f}× the average before it)",
+                    f"{fmt_amount(alert.amount / ratio)} on average over the previous 30 days"))  # fmt: skip
+    elif alert.amount is not None and f.get("account_amount_mean_30d"):
+        out.append(("amount", fmt_amount(alert.amount),
+                    f"{fmt_amount(f['account_amount_mean_30d'])} average in 30 days, this one included"))  # fmt: skip
     if "account_tx_count_1h" in f and "account_tx_count_30d" in f:
         out.append(("transactions in the last hour", fmt_number(f["account_tx_count_1h"]),
-                    f"{f['account_tx_count_30d'] / 720:.2f} per hour over 30 days"))  # fmt: skip
+                    f"{_rate(f['account_tx_count_30d'] / 720)} per hour over 30 days"))  # fmt: skip
     if "account_tx_count_24h" in f and "account_tx_count_30d" in f:
         out.append(("transactions in the last 24 h", fmt_number(f["account_tx_count_24h"]),
-                    f"{f['account_tx_count_30d'] / 30:.1f} per day over 30 days"))  # fmt: skip
+                    f"{_rate(f['account_tx_count_30d'] / 30)} per day over 30 days"))  # fmt: skip
     if "account_amount_max_30d" in f and alert.amount is not None:
         out.append(
             ("largest amount", fmt_amount(alert.amount), f"{fmt_amount(f['account_amount_max_30d'])} in 30 days")
