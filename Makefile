@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv tools kafka java-tools test test-fast lint demo bench clean
+.PHONY: venv tools kafka java-tools browser test test-fast lint demo bench clean
 
 ## kafka: Apache Kafka 3.9 server jars (+ dependencies, a log4j binding) from Maven Central, once,
 ## into a git-ignored cache; the integration suite starts real KRaft brokers from them
@@ -39,6 +39,16 @@ tools:
 	  exit $$rc; \
 	fi
 
+## browser: Debian's chromium + chromium-driver for the console's browser tests (Selenium drives them;
+## Playwright's own browser download needs the internet). Only when missing.
+browser:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
+	elif ! command -v apt-get >/dev/null; then echo "make browser: no apt-get; install chromium and chromedriver by hand" >&2; \
+	else \
+	  sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); $$sudo apt-get update -q && \
+	    $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium chromium-driver; \
+	fi
+
 kafka: $(KAFKA_STAMP)
 
 $(KAFKA_STAMP): $(KAFKA_POM)
@@ -61,7 +71,7 @@ lint: venv
 	$(BIN)/mypy
 
 ## test: lint + the whole suite (unit tests; end-to-end and fault tests on Apache Kafka)
-test: venv lint tools kafka
+test: venv lint tools kafka browser
 	$(BIN)/python -m pytest -q
 
 ## test-fast: skip the slow end-to-end tests
