@@ -129,7 +129,9 @@ class Settings:
         "127.0.0.1", "bind address of the console; anything but loopback is refused until a user exists"
     )
     console_port: int = _opt(8765, "port of the console's web pages")
-    console_db: str = _opt("", "the console's SQLite file (alerts, decisions, users); empty: <data_dir>/console.sqlite3")
+    console_db: str = _opt(
+        "", "the console's SQLite file (alerts, decisions, users); empty: <data_dir>/console.sqlite3"
+    )
     console_daily_budget: int = _opt(
         50, "alerts per institution and day the investigators can handle; the queue shows which fall outside"
     )
