@@ -218,5 +218,6 @@ def test_investigator_confirms_fraud_in_the_browser_and_the_worker_learns_it(set
         browser.get(f"{console.url}/?status=new&min_score=0")
         assert alert_id not in browser.page_source
         assert console.alerts_stored() == len(txs)
+        assert alert["account_id"] not in console.log_path.read_text()  # info logs never name an account
     finally:
         console.stop()
