@@ -3,10 +3,12 @@ a real worker scores simulator traffic on the test broker, ``kuntur console`` (a
 subprocess) reads the alerts, an investigator signs in, opens an alert, reads a reason,
 confirms fraud; the label arrives on the labels topic and the worker counts it. A viewer
 cannot decide, a forged form without the CSRF token is refused, and a restarted console
-keeps the decision. The test saves docs/console.png (the README's screenshot)."""
+keeps the decision. The test takes a screenshot; with KUNTUR_UPDATE_SCREENSHOT=1 it
+replaces docs/console.png (the README's), otherwise it writes it under the test's tmp dir."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
 import subprocess
@@ -30,6 +32,7 @@ pytestmark = pytest.mark.slow
 CHROMIUM, DRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 PASSWORD = "investigator password 1"
 SCREENSHOT = ROOT / "docs" / "console.png"
+UPDATE_SCREENSHOT = os.environ.get("KUNTUR_UPDATE_SCREENSHOT") == "1"
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="pip install selenium (make browser)")
 if not (Path(CHROMIUM).exists() and shutil.which("chromedriver")):
@@ -167,7 +170,8 @@ def test_investigator_confirms_fraud_in_the_browser_and_the_worker_learns_it(set
         reason = browser.find_element(By.CSS_SELECTOR, "ol.reasons li").text
         assert alert["reasons"] and reason.startswith(alert["reasons"][0]["text"])
         assert alert["model_version"] in browser.page_source and "◀ this alert" in browser.page_source
-        browser.save_screenshot(str(SCREENSHOT))
+        shot = SCREENSHOT if UPDATE_SCREENSHOT else tmp_path / "console.png"
+        assert browser.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
 
         labels_before = worker.metrics().get("labels", 0.0)
         browser.find_element(By.NAME, "note").send_keys("customer denies the purchase")
