@@ -86,7 +86,7 @@ class Settings:
 
     # Detection.
     alert_threshold: float = _opt(0.5, "score at or above which an alert is emitted")
-    model: str = _opt("gam-pairs", "River candidate (kuntur features --models lists them)")
+    model: str = _opt("gam-pairs-asinh", "River candidate (kuntur features --models lists them)")
     label_horizon_s: float = _opt(7 * DAY, "event-time seconds after which an unreported transaction teaches 'genuine'")
     late_tolerance_s: float = _opt(3_600.0, "how late (event time) an event may arrive and still update windows")
     state_ttl_s: float = _opt(35 * DAY, "idle time after which per-entity state expires")

@@ -18,7 +18,7 @@ Source fields use the names of the Transaction JSON schema (``timestamp``, ``amo
 from __future__ import annotations
 
 from features.geo import MAX_SPEED_KMH, MIN_INTERVAL_S
-from features.specs import FeatureSpec, binary, one_hot, windowed
+from features.specs import FeatureSpec, binary, one_hot, window_period, windowed
 from features.transaction import ACCOUNT_TYPES, CHANNELS, TRANSACTION_TYPES
 from features.windows import DAY_S
 
@@ -31,11 +31,20 @@ ZSCORE_CAP = 50.0
 ZSCORE_MIN_STD_FRACTION = 0.05
 BALANCE_RATIO_CAP = 100.0
 MAX_MERCHANTS = 16
+MAX_CATEGORIES = 8
 MAX_DEVICES = 8
 MAX_IPS = 8
 LIMA_UTC_OFFSET_H = -5  # Peru keeps no daylight saving time
 NIGHT_START_H = 22
 NIGHT_END_H = 6
+#: Label-aware risk counts only transactions at least this many days old (UTC day tiles):
+#: with labels reported days late, a fraction over the last few days would divide by
+#: transactions whose outcome cannot be known yet (the literature's "delay period").
+FRAUD_LAG_DAYS = 7
+#: Lengths (days) of the label-aware windows that end FRAUD_LAG_DAYS before today.
+LAGGED_WINDOWS_DAYS = (7, 30 - FRAUD_LAG_DAYS)
+EMPTIED_LEFT = 1.0  # PEN; a transaction that leaves less than this (and does not overdraw) empties the account
+COUNT_CAP = 65535
 
 _ACCOUNT_TIME = ("account_id", "timestamp")
 _ACCOUNT_AMOUNT = ("account_id", "timestamp", "amount")
@@ -236,6 +245,64 @@ ACCOUNT_SPECS: tuple[FeatureSpec, ...] = (
         "ratio",
         "amount is {value:,.2f}x the account balance",
     ),
+    binary(
+        "account_balance_emptied",
+        f"1 if the reported balance is positive and the transaction leaves less than PEN {EMPTIED_LEFT:g} of it"
+        " without overdrawing it (0 <= balance - amount < 1): the account drained in one go, the signature of a"
+        " takeover cash-out.",
+        ("amount", "account_balance"),
+        "takes (nearly) the whole account balance",
+        "leaves money in the account (or no balance given)",
+    ),
+    *(
+        FeatureSpec(
+            f"account_amount_to_mean_{w}",
+            f"Amount divided by the account's {w} mean amount before this transaction"
+            f" (1 with no history in {w}, capped at {AMOUNT_RATIO_CAP:g}): the amount against a shorter horizon"
+            " than the 30-day ratio.",
+            _ACCOUNT_AMOUNT,
+            w,
+            "ratio",
+            f"amount is {{value:,.1f}}x this account's {window_period(w)} average",
+        )
+        for w in ("24h", "7d")
+    ),
+    FeatureSpec(
+        "account_merchant_tx_count",
+        "Earlier transactions of the account at this merchant, counted while the merchant stays among its"
+        f" last {MAX_MERCHANTS} merchants (0 for a new merchant; saturates at {COUNT_CAP}).",
+        ("account_id", "merchant_id"),
+        None,
+        "numeric",
+        "{value:,.0f} earlier transactions of this account at this merchant",
+    ),
+    FeatureSpec(
+        "account_seconds_since_merchant",
+        "Seconds since the account's latest earlier transaction at this merchant (absolute, from its whole"
+        f" second), capped at {NO_PREVIOUS_S / DAY_S:g} days; {NO_PREVIOUS_S / DAY_S:g} days when none among its"
+        f" last {MAX_MERCHANTS} merchants.",
+        ("account_id", "merchant_id", "timestamp"),
+        None,
+        "numeric",
+        "{value:,.0f} seconds since this account last paid this merchant",
+    ),
+    binary(
+        "account_new_category",
+        f"1 if the account has history and this merchant category is not among its last {MAX_CATEGORIES}"
+        " categories.",
+        ("account_id", "merchant_category"),
+        "merchant category new for this account",
+        "merchant category used by this account before (or account new)",
+    ),
+    FeatureSpec(
+        "account_category_share",
+        "Share of the account's earlier transactions (those with a category, while it is among the last"
+        f" {MAX_CATEGORIES}) that were in this merchant category; 0 when new or absent.",
+        ("account_id", "merchant_category"),
+        None,
+        "ratio",
+        "{value:.0%} of this account's earlier spending is in this category",
+    ),
 )
 
 MERCHANT_SPECS: tuple[FeatureSpec, ...] = (
@@ -275,6 +342,32 @@ MERCHANT_SPECS: tuple[FeatureSpec, ...] = (
         (*_MERCHANT_TIME, "label.is_fraud"),
         "{value:.1%} of this merchant's transactions in the last {period} reported as fraud",
         kind="ratio",
+    ),
+    *(
+        FeatureSpec(
+            f"merchant_fraud_rate_{n}d_lag{FRAUD_LAG_DAYS}d",
+            f"Reported frauds divided by transactions at the merchant over the {n} UTC days that end"
+            f" {FRAUD_LAG_DAYS} days before today (day tiles {FRAUD_LAG_DAYS} to {FRAUD_LAG_DAYS + n - 1} back), so"
+            " that the denominator holds transactions whose outcome could have been reported; labels count only"
+            " once they arrived (0 with no transactions, capped at 1).",
+            (*_MERCHANT_TIME, "label.is_fraud"),
+            None,  # a window of its own (in the 30-day tiles), defined by the description
+            "ratio",
+            f"{{value:.1%}} of this merchant's transactions {FRAUD_LAG_DAYS}-{FRAUD_LAG_DAYS + n} days ago"
+            " reported as fraud",
+            stage="merchant",
+        )
+        for n in LAGGED_WINDOWS_DAYS
+    ),
+    FeatureSpec(
+        "merchant_amount_to_mean_7d",
+        "Amount divided by the merchant's mean amount over the last 7 days, this transaction included"
+        f" (1 when that mean is 0; capped at {AMOUNT_RATIO_CAP:g}).",
+        (*_MERCHANT_TIME, "amount"),
+        "7d",
+        "ratio",
+        "amount is {value:,.1f}x this merchant's 7-day average",
+        stage="merchant",
     ),
     binary(
         "has_merchant",

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from math import floor
 from typing import NamedTuple
 
-from features.definitions import MERCHANT_FEATURES
+from features.definitions import AMOUNT_RATIO_CAP, FRAUD_LAG_DAYS, LAGGED_WINDOWS_DAYS, MERCHANT_FEATURES
 from features.errors import StateDecodeError
 from features.transaction import Transaction
 from features.windows import (
@@ -81,6 +81,12 @@ _ZERO_TILES = zeros(_L3.end)
 _ZERO_CACHES = (_L1.zero_caches, _L2.zero_caches, _L3.zero_caches)
 _Z1, _Z3 = _L1.zero_caches[0], _L3.zero_caches[0]
 _INF = math.inf
+# Rows of the day level in the label-aware windows: tiles FRAUD_LAG_DAYS .. +n-1 back.
+_LAGGED = tuple(
+    (_L3.base + (_N3 - FRAUD_LAG_DAYS - n) * 3, _L3.base + (_N3 - FRAUD_LAG_DAYS) * 3) for n in LAGGED_WINDOWS_DAYS
+)
+if FRAUD_LAG_DAYS + max(LAGGED_WINDOWS_DAYS) > _N3:  # pragma: no cover
+    raise RuntimeError("the label-aware windows must fit in the merchant's day tiles")
 _U32_MAX = 2**32 - 1
 
 # Wire layout (little-endian): version u8, last_ts f64, then per level a bitmap of
@@ -315,7 +321,7 @@ def update_merchant(
         state = _new_state(last, tiles, caches)
     u = _new_object(MerchantUpdate)
     _set_field(u, "state", state)
-    _set_field(u, "features", _features(tiles, caches))
+    _set_field(u, "features", _features(tiles, caches, float(tx.amount)))
     _set_field(u, "late", late)
     return u
 
@@ -353,7 +359,7 @@ def _new_state(
     return tuple.__new__(MerchantState, (last_ts, tiles, caches))  # type: ignore[type-var]
 
 
-def _features(tiles: array[float], caches: tuple[tuple[Cache, ...], ...]) -> dict[str, float]:
+def _features(tiles: array[float], caches: tuple[tuple[Cache, ...], ...], amount: float = 0.0) -> dict[str, float]:
     """The merchant features by name, in spec order (see :mod:`features.definitions`)."""
     (c1,), (c2,), (c7, c30) = caches
     n1 = c1[0] + tiles[_H1]
@@ -363,16 +369,31 @@ def _features(tiles: array[float], caches: tuple[tuple[Cache, ...], ...]) -> dic
     n30 = c30[0] + hn
     f7 = c7[2] + hf
     f30 = c30[2] + hf
+    (lo7, hi7), (lo23, hi23) = _LAGGED
+    n = sum(tiles[lo7:hi7:3])
+    f = sum(tiles[lo7 + 2 : hi7 : 3])
+    lag7 = (f / n if f < n else 1.0) if n else 0.0
+    n = sum(tiles[lo23:hi23:3])
+    f = sum(tiles[lo23 + 2 : hi23 : 3])
+    lag23 = (f / n if f < n else 1.0) if n else 0.0
+    mean7 = (c7[1] + hs) / n7 if n7 else 0.0
+    if mean7 * AMOUNT_RATIO_CAP > amount:
+        to_mean = amount / mean7
+    else:
+        to_mean = 1.0 if amount <= 0.0 else AMOUNT_RATIO_CAP
     return {
         "merchant_tx_count_1h": n1,
         "merchant_tx_count_24h": n24,
         "merchant_tx_count_7d": n7,
         "merchant_tx_count_30d": n30,
-        "merchant_amount_mean_7d": (c7[1] + hs) / n7 if n7 else 0.0,
+        "merchant_amount_mean_7d": mean7,
         "merchant_fraud_count_7d": f7,
         "merchant_fraud_count_30d": f30,
         "merchant_fraud_rate_7d": (f7 / n7 if f7 < n7 else 1.0) if n7 else 0.0,
         "merchant_fraud_rate_30d": (f30 / n30 if f30 < n30 else 1.0) if n30 else 0.0,
+        "merchant_fraud_rate_7d_lag7d": lag7,
+        "merchant_fraud_rate_23d_lag7d": lag23,
+        "merchant_amount_to_mean_7d": to_mean,
         "has_merchant": 1.0,
     }
 

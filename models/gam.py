@@ -7,6 +7,7 @@ of one ``searchsorted`` and one gather per score.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterator, Mapping
 from typing import Any, NamedTuple
 
@@ -87,6 +88,14 @@ class AdditiveLogisticRegression(FastLogisticRegression):
     def _unit_test_params(cls) -> Iterator[dict[str, Any]]:
         yield {}
         yield {"interactions": 1.0, "interaction_table": 1 << 10}
+        yield {"interactions": 1.0, "interaction_table": 1 << 10, "squash": True, "lr": 0.1}
+
+    def _get_params(self) -> dict[str, Any]:
+        """Own and inherited constructor arguments (River's default sees no ``**kwargs``), so a
+        clone or a checkpoint keeps ``lr``, ``squash``, ... too."""
+        inherited = inspect.signature(FastLogisticRegression.__init__).parameters
+        params = {name: getattr(self, name) for name in inherited if name != "self"}
+        return {**params, "interactions": self.interactions, "interaction_table": self.interaction_table}
 
     #: bin edges in standard deviations (values are clipped to +-clip first)
     EDGES = np.array([-2.0, -1.0, -0.5, -0.25, 0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0])

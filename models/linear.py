@@ -105,6 +105,9 @@ class FastLogisticRegression(base.Classifier):
         z-score cannot throw the weights.
     intercept_init
         Initial log-odds. Negative: fraud is rare.
+    squash
+        Learn from ``asinh(x)`` (logarithmic beyond ~1): on their raw, heavy-tailed scale a
+        few huge amounts or counts would set the standardisation.
     scaler_window
         The running means and variances are exact averages for the first
         ``scaler_window`` examples, then exponentially weighted with that effective
@@ -113,8 +116,7 @@ class FastLogisticRegression(base.Classifier):
 
     Examples
     --------
-    >>> model = FastLogisticRegression()
-    >>> model.predict_proba_one({"x": 1.0})[True] < 0.5
+    >>> FastLogisticRegression().predict_proba_one({"x": 1.0})[True] < 0.5
     True
     """
 
@@ -129,6 +131,7 @@ class FastLogisticRegression(base.Classifier):
         clip: float = 5.0,
         intercept_init: float = -3.0,
         scaler_window: int = 100_000,
+        squash: bool = False,
     ) -> None:
         if optimizer not in self._OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {self._OPTIMIZERS}, got {optimizer!r}")
@@ -139,6 +142,7 @@ class FastLogisticRegression(base.Classifier):
         self.clip = clip
         self.intercept_init = intercept_init
         self.scaler_window = scaler_window
+        self.squash = squash
 
         self._names: tuple[Any, ...] = ()
         self._index: dict[Any, int] = {}
@@ -189,7 +193,7 @@ class FastLogisticRegression(base.Classifier):
             new = [k for k in x if k not in self._index]
             if new:
                 self._add_features(new)
-        vec = self._mean.copy()
+        vec = np.sinh(self._mean) if self.squash else self._mean.copy()  # missing: average
         index = self._index
         for k, v in x.items():
             i = index.get(k)
@@ -253,9 +257,8 @@ class FastLogisticRegression(base.Classifier):
 
     def forward_one(self, x: dict) -> Forward:
         """Score ``x``: its probability and what explaining it needs."""
-        if not self._names:
-            return self._prior()
-        return self._forward(self._values(x, grow=False))
+        arr = self._values(x, grow=False) if self._names else None
+        return self._prior() if arr is None else self._forward(np.arcsinh(arr) if self.squash else arr)
 
     def proba_one(self, x: dict) -> float:
         """Probability of the positive class, as a plain float."""
@@ -280,7 +283,7 @@ class FastLogisticRegression(base.Classifier):
         """
         own = self._names
         if names is own or names == own:
-            return self._forward(row) if own else self._prior()
+            return (self._forward(np.arcsinh(row) if self.squash else row)) if own else self._prior()
         return self.forward_one(dict(zip(names, row.tolist(), strict=True)))
 
     def proba_row(self, row: np.ndarray, names: tuple[Any, ...]) -> float:
@@ -303,6 +306,7 @@ class FastLogisticRegression(base.Classifier):
             self._learn_array(row, y, w)
 
     def _learn_array(self, arr: np.ndarray, y: base.typing.ClfTarget, w: float) -> None:
+        arr = np.arcsinh(arr) if self.squash else arr
         z = self._z
         logit, trace = self._standardise(arr, z)
         self._n += 1

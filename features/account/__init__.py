@@ -29,7 +29,7 @@ Special events:
 * *idle* -- an account idle for more than ``ttl_s`` starts again from empty state.
 
 State is stored as bytes (:meth:`AccountState.to_bytes`, a version byte first): at most
-:data:`MAX_ENCODED_SIZE` (1013) bytes whatever the activity, about 280 for an account
+:data:`MAX_ENCODED_SIZE` (1158) bytes whatever the activity, about 330 for an account
 with a transaction a day. The modules: ``layout`` (tile levels and memories), ``codec``
 (the byte layout and :data:`STATE_VERSION`), ``state`` (:class:`AccountState`) and
 ``update`` (:func:`update_account`).

@@ -1,7 +1,9 @@
 """The byte layout of :class:`~features.account.state.AccountState` (little-endian).
 
 Layout: version u8, last_ts f64, flags u8, [lat, lon, geo_ts f64], four hash memories
-(count u8 + uint32 each: ids, merchants, devices, IPs), the three tile levels (see
+(count u8 + uint32 each: ids, merchants, devices, IPs), the merchants' counts (uint16)
+and latest seconds (uint32), the category memory (count u8, uint32 hashes, uint16
+counts), the three tile levels (see
 :func:`_pack_level`), then a u8 bitmap of the non-empty window caches (1h, 24h, 7d,
 30d) and those caches. Per-tile counts are uint16 and saturate at 65,535 events in one
 tile. Bump :data:`STATE_VERSION` (and the table name) whenever the layout or the meaning
@@ -13,7 +15,20 @@ from __future__ import annotations
 import struct
 from array import array
 
-from features.account.layout import L1, L2, L3, MAX_DEVICES, MAX_IDS, MAX_IPS, MAX_MERCHANTS, N1, N2, N3, ZERO_TILES
+from features.account.layout import (
+    L1,
+    L2,
+    L3,
+    MAX_CATEGORIES,
+    MAX_DEVICES,
+    MAX_IDS,
+    MAX_IPS,
+    MAX_MERCHANTS,
+    N1,
+    N2,
+    N3,
+    ZERO_TILES,
+)
 from features.definitions import SMALL_AMOUNT
 from features.errors import StateDecodeError
 from features.windows import Cache, TileLevel, bit_positions, gather, le_bytes, positions_bitmap, structs
@@ -21,7 +36,7 @@ from features.windows import Cache, TileLevel, bit_positions, gather, le_bytes, 
 __all__ = ["MAX_ENCODED_SIZE", "STATE_VERSION", "decode", "encode"]
 
 #: Layout version: the first byte of the encoding.
-STATE_VERSION = 1
+STATE_VERSION = 2
 
 _U16_MAX = 65535
 _HEAD = struct.Struct("<BdB")
@@ -34,6 +49,8 @@ _FLAG_GEO = 1
 _CACHE5 = struct.Struct("<fddff")
 _CACHE4 = struct.Struct("<fddf")
 _MEMORY = structs("B%dI", 16)
+_MERCHANT_EXTRA = structs("%dH%dI", MAX_MERCHANTS)
+_CATEGORIES = structs("B%dI%dH", MAX_CATEGORIES)
 _FLOATS = structs("%df", N3)
 _MULTI4 = [struct.Struct(f"<{m}H{3 * m}f") for m in range(N3 + 1)]
 _MULTI5 = [struct.Struct(f"<{2 * m}H{3 * m}f") for m in range(N1 + 1)]
@@ -50,17 +67,23 @@ Fields = tuple[
     tuple[int, ...],
     tuple[int, ...],
     "tuple[float, float, float] | None",
+    tuple[int, ...],
+    tuple[int, ...],
+    tuple[int, ...],
+    tuple[int, ...],
 ]
 
 
 def encode(state: Fields) -> bytes:
     """The versioned little-endian encoding of ``state`` (≤ :data:`MAX_ENCODED_SIZE` bytes)."""
-    last_ts, tiles, caches, ids, merchants, devices, ips, geo = state
+    last_ts, tiles, caches, ids, merchants, devices, ips, geo, m_counts, m_seen, categories, c_counts = state
     parts = [_HEAD.pack(STATE_VERSION, last_ts, _FLAG_GEO if geo else 0)]
     if geo is not None:
         parts.append(_GEO.pack(*geo))
     for memory in (ids, merchants, devices, ips):
         parts.append(_MEMORY[len(memory)].pack(len(memory), *memory))
+    parts.append(_MERCHANT_EXTRA[len(merchants)].pack(*m_counts, *m_seen))
+    parts.append(_CATEGORIES[len(categories)].pack(len(categories), *categories, *c_counts))
     _pack_level(parts, tiles, L1)
     _pack_level(parts, tiles, L2)
     _pack_level(parts, tiles, L3)
@@ -96,6 +119,16 @@ def decode(data: bytes) -> Fields:
             layout = _MEMORY[n]
             memories.append(layout.unpack_from(data, pos)[1:])
             pos += layout.size
+        m = len(memories[1])
+        extra = _MERCHANT_EXTRA[m].unpack_from(data, pos)
+        pos += _MERCHANT_EXTRA[m].size
+        m_counts, m_seen = extra[:m], extra[m:]
+        k = data[pos]
+        if k > MAX_CATEGORIES:
+            raise StateDecodeError(f"account state memory of {k} categories exceeds {MAX_CATEGORIES}")
+        cats = _CATEGORIES[k].unpack_from(data, pos)
+        pos += _CATEGORIES[k].size
+        categories, c_counts = cats[1 : 1 + k], cats[1 + k :]
         tiles = ZERO_TILES[:]
         pos = _unpack_level(data, pos, tiles, L1)
         pos = _unpack_level(data, pos, tiles, L2)
@@ -117,7 +150,10 @@ def decode(data: bytes) -> Fields:
         raise StateDecodeError(f"account state has {len(data) - pos} unexpected trailing bytes")
     ids, merchants, devices, ips = memories
     c1, c24, c7, c30 = caches
-    return (last_ts, tiles, ((c1,), (c24,), (c7, c30)), ids, merchants, devices, ips, geo)
+    return (
+        last_ts, tiles, ((c1,), (c24,), (c7, c30)), ids, merchants, devices, ips, geo,
+        m_counts, m_seen, categories, c_counts,
+    )
 
 
 def _pack_level(parts: list[bytes], tiles: array[float], level: TileLevel) -> None:
@@ -200,6 +236,9 @@ MAX_ENCODED_SIZE = (
     + _GEO.size
     + 4  # memory lengths
     + 4 * (MAX_IDS + MAX_MERCHANTS + MAX_DEVICES + MAX_IPS)
+    + 6 * MAX_MERCHANTS
+    + 1
+    + 6 * MAX_CATEGORIES
     + sum(b.size for b in _BITS.values())
     + N1 * (2 + 12 + 2)
     + N2 * (2 + 12)

@@ -3,16 +3,17 @@
 The three tile levels live in one flat float32 array, row-major (see
 :class:`~features.windows.TileLevel`). Columns: count, sum, sum of squares, max, and at
 the 10-minute level the count of small amounts as well. The day level serves the 7d and
-30d windows. The hash memories keep the last transaction ids, merchants, devices and IPs.
+30d windows. The hash memories keep the last transaction ids, merchants (with a count and the latest
+second each), devices, IPs and merchant categories (with a count each).
 Changing anything here changes the byte layout: bump ``codec.STATE_VERSION``.
 """
 
 from __future__ import annotations
 
-from features.definitions import MAX_DEVICES, MAX_IPS, MAX_MERCHANTS
+from features.definitions import MAX_CATEGORIES, MAX_DEVICES, MAX_IPS, MAX_MERCHANTS
 from features.windows import DAY_S, WINDOWS, TileLevel, zeros
 
-__all__ = ["DEFAULT_TTL_S", "MAX_DEVICES", "MAX_IDS", "MAX_IPS", "MAX_MERCHANTS"]
+__all__ = ["DEFAULT_TTL_S", "MAX_CATEGORIES", "MAX_DEVICES", "MAX_IDS", "MAX_IPS", "MAX_MERCHANTS"]
 
 DEFAULT_TTL_S = 35 * DAY_S
 #: Transaction ids remembered to recognise a redelivery (a duplicate).

@@ -21,7 +21,9 @@ class AccountState(NamedTuple):
     small-amount count at the 10-minute level) ending at the tiles of ``last_ts``;
     ``caches`` are the windows' totals over their older tiles, kept incrementally and
     encoded with the tiles (1h, 24h, then 7d and 30d; see ``TileLevel``). The hash
-    memories are tuples of uint32, newest last. ``geo`` is ``(lat, lon, ts)`` of the
+    memories are tuples of uint32, newest last; the merchant memory also keeps, per
+    merchant, a transaction count and the whole second of the latest transaction there,
+    the category memory a count per category. ``geo`` is ``(lat, lon, ts)`` of the
     newest transaction with coordinates, or ``None``. ``AccountState()`` is the empty
     state (no history).
 
@@ -38,6 +40,10 @@ class AccountState(NamedTuple):
     devices: tuple[int, ...] = ()
     ips: tuple[int, ...] = ()
     geo: tuple[float, float, float] | None = None
+    merchant_counts: tuple[int, ...] = ()  # per remembered merchant: transactions there
+    merchant_seen: tuple[int, ...] = ()  # per remembered merchant: whole second of the latest
+    categories: tuple[int, ...] = ()
+    category_counts: tuple[int, ...] = ()
 
     def to_bytes(self) -> bytes:
         """Encode to the versioned little-endian layout of :mod:`features.account.codec`."""

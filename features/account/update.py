@@ -21,6 +21,7 @@ from features.account.layout import (
     L1,
     L2,
     L3,
+    MAX_CATEGORIES,
     MAX_DEVICES,
     MAX_IDS,
     MAX_IPS,
@@ -28,6 +29,7 @@ from features.account.layout import (
     N1,
     N2,
     N3,
+    N7,
     W1,
     W2,
     W3,
@@ -37,6 +39,8 @@ from features.definitions import (
     ACCOUNT_SPECS,
     AMOUNT_RATIO_CAP,
     BALANCE_RATIO_CAP,
+    COUNT_CAP,
+    EMPTIED_LEFT,
     LIMA_UTC_OFFSET_H,
     NIGHT_END_H,
     NIGHT_START_H,
@@ -85,6 +89,22 @@ class AccountUpdate:
     features: dict[str, float]
     duplicate: bool
     late: bool
+
+
+_U32_MAX = 2**32 - 1
+
+
+def _ratio(amount: float, mean: float) -> float:
+    """``amount / mean`` capped at AMOUNT_RATIO_CAP; 1 for nothing against nothing (zero amounts)."""
+    if mean * AMOUNT_RATIO_CAP > amount:
+        return amount / mean
+    return 1.0 if amount <= 0.0 else AMOUNT_RATIO_CAP
+
+
+def _second(ts: float) -> int:
+    """The whole second of ``ts`` as the state stores it (uint32)."""
+    second = floor(ts)
+    return second if 0 <= second <= _U32_MAX else (0 if second < 0 else _U32_MAX)
 
 
 _new_object = object.__new__
@@ -142,7 +162,7 @@ def update_account(
     # --- windows: add to the tile of ts in each level ---------------------------------
     tiles = old.tiles
     caches = c1, c2, c3 = old.caches
-    in_30d = False
+    in_30d = in_7d = in_24h = False
     if counted:
         before = tiles
         tiles = tiles[:]
@@ -176,8 +196,10 @@ def update_account(
             tiles[o + 2] += a2
             if a > tiles[o + 3]:
                 tiles[o + 3] = a
+            in_24h = True
         elif back < N2:
             c2 = L2.add_older(tiles, back, (1.0, a, a2, a), c2)
+            in_24h = True
 
         back = 0
         if history:
@@ -192,10 +214,11 @@ def update_account(
             tiles[o + 2] += a2
             if a > tiles[o + 3]:
                 tiles[o + 3] = a
-            in_30d = True
+            in_30d = in_7d = True
         elif back < N3:
             c3 = L3.add_older(tiles, back, (1.0, a, a2, a), c3)
             in_30d = True
+            in_7d = back < N7
         caches = (c1, c2, c3)
 
     # --- window aggregates: cached older-tile totals + the head tile -----------------
@@ -252,7 +275,7 @@ def update_account(
     zscore = 0.0
     if n0 >= 1.0:
         mean0 = s0 / n0
-        ratio = amount / mean0 if mean0 * AMOUNT_RATIO_CAP > amount else AMOUNT_RATIO_CAP
+        ratio = _ratio(amount, mean0)
         if n0 >= 2.0:
             var0 = q0 / n0 - mean0 * mean0
             std0 = sqrt(var0) if var0 > 0.0 else 0.0
@@ -265,6 +288,14 @@ def update_account(
                     zscore = ZSCORE_CAP
                 elif zscore < -ZSCORE_CAP:
                     zscore = -ZSCORE_CAP
+
+    ratio24 = ratio7 = 1.0
+    n0 = n24 - 1.0 if in_24h else n24
+    if n0 >= 1.0:
+        ratio24 = _ratio(amount, (s24 - a if in_24h else s24) / n0)
+    n0 = n7 - 1.0 if in_7d else n7
+    if n0 >= 1.0:
+        ratio7 = _ratio(amount, (s7 - a if in_7d else s7) / n0)
 
     since_prev = NO_PREVIOUS_S
     if history:
@@ -282,14 +313,59 @@ def update_account(
 
     # --- novelty memories -----------------------------------------------------------
     merchants, devices, ips = old.merchants, old.devices, old.ips
+    m_counts, m_seen = old.merchant_counts, old.merchant_seen
     new_merchant = new_device = new_ip = 0.0
+    at_merchant = 0.0
+    since_merchant = NO_PREVIOUS_S
     value = tx.merchant_id
     if value is not None:
         h = crc32(value.encode())  # stable_hash, inlined
-        if history and h not in merchants:
+        i = merchants.index(h) if h in merchants else -1
+        if i >= 0:
+            at_merchant = float(m_counts[i])
+            since_merchant = abs(ts - m_seen[i])
+            if since_merchant > NO_PREVIOUS_S:
+                since_merchant = NO_PREVIOUS_S
+        elif history:
             new_merchant = 1.0
-        if counted and (not merchants or merchants[-1] != h):
-            merchants = remember(merchants, h, MAX_MERCHANTS)
+        if counted:
+            second = _second(ts)
+            if i >= 0:
+                count = m_counts[i] + 1 if m_counts[i] < COUNT_CAP else COUNT_CAP
+                if m_seen[i] > second:
+                    second = m_seen[i]
+                merchants = (*merchants[:i], *merchants[i + 1 :], h)
+                m_counts = (*m_counts[:i], *m_counts[i + 1 :], count)
+                m_seen = (*m_seen[:i], *m_seen[i + 1 :], second)
+            elif len(merchants) >= MAX_MERCHANTS:
+                merchants = (*merchants[1:], h)
+                m_counts = (*m_counts[1:], 1)
+                m_seen = (*m_seen[1:], second)
+            else:
+                merchants = (*merchants, h)
+                m_counts = (*m_counts, 1)
+                m_seen = (*m_seen, second)
+    categories, c_counts = old.categories, old.category_counts
+    new_category = category_share = 0.0
+    value = tx.merchant_category
+    if value is not None:
+        h = crc32(value.encode())  # stable_hash, inlined
+        i = categories.index(h) if h in categories else -1
+        if i >= 0:
+            category_share = c_counts[i] / sum(c_counts)
+        elif history:
+            new_category = 1.0
+        if counted:
+            if i >= 0:
+                count = c_counts[i] + 1 if c_counts[i] < COUNT_CAP else COUNT_CAP
+                categories = (*categories[:i], *categories[i + 1 :], h)
+                c_counts = (*c_counts[:i], *c_counts[i + 1 :], count)
+            elif len(categories) >= MAX_CATEGORIES:
+                categories = (*categories[1:], h)
+                c_counts = (*c_counts[1:], 1)
+            else:
+                categories = (*categories, h)
+                c_counts = (*c_counts, 1)
     value = tx.device_id
     if value is not None:
         h = crc32(value.encode())  # stable_hash, inlined
@@ -321,12 +397,15 @@ def update_account(
     if age is None or not age > 0.0:  # absent, NaN or negative
         age = 0.0
     balance = tx.account_balance
+    emptied = 0.0
     if balance is None or balance != balance:
         to_balance = 0.0
     elif balance <= 0.0 or amount >= BALANCE_RATIO_CAP * balance:
         to_balance = BALANCE_RATIO_CAP
     else:
         to_balance = amount / balance
+    if balance is not None and balance > 0.0 and 0.0 <= balance - amount < EMPTIED_LEFT:
+        emptied = 1.0
 
     # By name, in spec order (the tests check both against features.definitions).
     features = {
@@ -371,6 +450,13 @@ def update_account(
         **_AT_HOT.get(tx.account_type, _AT_UNKNOWN),
         "account_age_days": float(age),
         "account_amount_to_balance": to_balance,
+        "account_balance_emptied": emptied,
+        "account_amount_to_mean_24h": ratio24,
+        "account_amount_to_mean_7d": ratio7,
+        "account_merchant_tx_count": at_merchant,
+        "account_seconds_since_merchant": since_merchant,
+        "account_new_category": new_category,
+        "account_category_share": category_share,
     }
 
     if duplicate:
@@ -383,8 +469,9 @@ def update_account(
     else:
         ids = (*ids[1:], tid) if len(ids) >= MAX_IDS else (*ids, tid)
     if late:
-        new = new_state((last, tiles, caches, ids, merchants, devices, ips, geo))
+        memories = (m_counts, m_seen, categories, c_counts)
+        new = new_state((last, tiles, caches, ids, merchants, devices, ips, geo, *memories))
         return _update(new, features, False, True)
     newest = ts if ts > last else last
-    new = new_state((newest, tiles, caches, ids, merchants, devices, ips, geo))
+    new = new_state((newest, tiles, caches, ids, merchants, devices, ips, geo, m_counts, m_seen, categories, c_counts))
     return _update(new, features, False, False)

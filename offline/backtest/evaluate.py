@@ -445,7 +445,10 @@ def register(sub: Any) -> None:
     p.add_argument("--model", help="streaming model candidate (default: the configured one; kuntur features --models)")
     p.add_argument("--threshold", type=float, help="alert threshold 0..1 (default: KUNTUR_ALERT_THRESHOLD or 0.5)")
     p.add_argument(
-        "--baseline", action="append", choices=["random-forest", "xgboost"], help="add a batch baseline (repeatable)"
+        "--baseline",
+        action="append",
+        choices=["random-forest", "xgboost", "balanced-bagging"],
+        help="add a batch baseline (repeatable)",
     )
     p.add_argument("--retrain-every", default="7d", metavar="DURATION", help="baseline retraining period (7d)")
     p.add_argument("--train-window", default="28d", metavar="DURATION", help="baseline training window (28d)")

@@ -215,8 +215,13 @@ def load_history(
     timezone: str = "UTC",
     progress: Callable[[int], None] | None = None,
     keep_rejections: int = 20,
+    values: dict[str, dict[str, str]] | None = None,
 ) -> History:
-    """Read, map, validate and sort a labelled history. Rejected rows are counted, not fatal."""
+    """Read, map, validate and sort a labelled history. Rejected rows are counted, not fatal.
+
+    ``values`` recodes a field's values to the schema's, e.g. ``{"transaction_type":
+    {"CASH_OUT": "withdrawal"}}``; values it does not name are kept as they are.
+    """
     path = Path(path)
     if not path.exists():
         raise HistoryError(f"{path}: no such file")
@@ -234,6 +239,7 @@ def load_history(
     mapping = resolve_columns(header, columns or {})
     index = {name: header.index(col) for name, col in mapping.items()}
     fields = [(name, i) for name, i in index.items() if name not in ("label", "label_time")]
+    recode = {name: table for name, table in (values or {}).items() if name in index}
     label_i, label_time_i = index.get("label"), index.get("label_time")
     txs: list[Transaction] = []
     truth: list[float] = []
@@ -254,6 +260,8 @@ def load_history(
                     value = _time(value, zone)
                 elif not isinstance(value, str):
                     value = str(value)
+                if name in recode:
+                    value = recode[name].get(value, value)
                 obj[name] = value
             obj.setdefault("transaction_id", f"row-{n}")
             tx = transaction_from_dict(obj)

@@ -23,8 +23,8 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
 HISTORY_SHA256 = "4f1742fbd84dbec915dddfed3778e7079d62898c48ad562d35e8bf76b0d878de"
 SCORES_SHA256 = {
-    "gam-pairs": "1b4a73f8301751637bb661624e4ca1f3492b94c664c9a37a332e49b396c685e1",
-    "logreg": "ca1a6f5afbe7a72ab150ededab6fe66c135a2e250b3939e8d4edae442536c54f",
+    "gam-pairs-asinh": "563f57da7b737725cbdbe2fa791f1c919e4fd8e76da1fac7fb7ce9b1d6a668a7",
+    "logreg": "84c3113cd4ddf0f86e09a2572a5d1d9846dc1b78b796c2489e1b7d061be5ea8d",
 }
 
 

@@ -133,7 +133,17 @@ def test_unknown_kind_is_a_clear_error() -> None:
     with pytest.raises(UnknownBaselineError, match="xgboost"):
         require_baseline("svm")
     require_baseline("random-forest")
-    assert BASELINES == ("random-forest", "xgboost")
+    assert BASELINES == ("random-forest", "xgboost", "balanced-bagging")
+
+
+def test_balanced_bagging_and_the_row_cap_learn_without_future_labels() -> None:
+    X, ts, y, known_at = _problem(n=3000)
+    result = run_baseline(X, ts, y, known_at, kind="balanced-bagging", n_estimators=10, max_train_rows=500)
+    trained = [r for r in result.retrains if r.get("model") == "fitted"]
+    assert trained and all(r["rows"] <= 500 + r["positives"] for r in trained)
+    assert all(r["max_known_at"] <= r["time"] for r in trained)
+    later = result.scores[ts >= trained[0]["time"]]
+    assert later.max() > 0.5 > later.min()
 
 
 def test_missing_libraries_name_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -48,7 +48,7 @@ SCHEMA_FIELDS = {*TRANSACTION_SCHEMA, "label.is_fraud"}
 def test_names_are_account_then_merchant_features_in_order() -> None:
     assert FEATURE_NAMES == ACCOUNT_FEATURES + MERCHANT_FEATURES
     assert tuple(s.name for s in CATALOGUE) == FEATURE_NAMES
-    assert len(set(FEATURE_NAMES)) == len(FEATURE_NAMES) == 64
+    assert len(set(FEATURE_NAMES)) == len(FEATURE_NAMES) == 74
 
 
 def test_catalogue_matches_what_the_extractors_emit() -> None:
@@ -261,7 +261,10 @@ def _history_30d(seen: Seen) -> list[float]:
 
 def _ratio(seen: Seen) -> float:
     history = _history_30d(seen)
-    return min(seen.tx.amount / statistics.fmean(history), 1000.0) if history else 1.0
+    if not history:
+        return 1.0
+    mean, amount = statistics.fmean(history), seen.tx.amount
+    return amount / mean if mean * 1000.0 > amount else (1.0 if amount <= 0 else 1000.0)
 
 
 def _zscore(seen: Seen) -> float:
@@ -312,6 +315,74 @@ def _to_balance(seen: Seen) -> float:
     return 100.0 if balance <= 0 else min(seen.tx.amount / balance, 100.0)
 
 
+def _emptied(seen: Seen) -> float:
+    balance = seen.tx.account_balance
+    return float(balance is not None and balance > 0 and 0 <= balance - seen.tx.amount < 1.0)
+
+
+def _ratio_in(window: str) -> Callable[[Seen], float]:
+    def ratio(seen: Seen) -> float:
+        history = [f32(e.amount) for e in _window(seen.before, window, seen.tx.ts)]
+        if not history:
+            return 1.0
+        mean, amount = statistics.fmean(history), seen.tx.amount
+        return amount / mean if mean * 1000.0 > amount else (1.0 if amount <= 0 else 1000.0)
+
+    return ratio
+
+
+def _lru(seen: Seen, attribute: str, capacity: int) -> dict[str, tuple[int, float]]:
+    """The account's memory of ``attribute`` values: value -> (count, latest ts), LRU order."""
+    memory: dict[str, tuple[int, float]] = {}
+    for e in seen.before:
+        v = getattr(e, attribute)
+        if v is None:
+            continue
+        count, _ = memory.pop(v, (0, 0.0))
+        memory[v] = (count + 1, e.ts)
+        if len(memory) > capacity:
+            del memory[next(iter(memory))]
+    return memory
+
+
+def _at_merchant(seen: Seen) -> float:
+    return float(_lru(seen, "merchant_id", 16).get(seen.tx.merchant_id or "", (0, 0.0))[0])
+
+
+def _since_merchant(seen: Seen) -> float:
+    entry = _lru(seen, "merchant_id", 16).get(seen.tx.merchant_id or "")
+    return min(abs(seen.tx.ts - math.floor(entry[1])), 30 * DAY) if entry else 30 * DAY
+
+
+def _new_category(seen: Seen) -> float:
+    category = seen.tx.merchant_category
+    return float(category is not None and bool(seen.before) and category not in _lru(seen, "merchant_category", 8))
+
+
+def _category_share(seen: Seen) -> float:
+    memory = _lru(seen, "merchant_category", 8)
+    entry = memory.get(seen.tx.merchant_category or "")
+    return entry[0] / sum(c for c, _ in memory.values()) if entry else 0.0
+
+
+def _lagged_rate(days: int) -> Callable[[Seen], float]:
+    def rate(seen: Seen) -> float:
+        def lagged(t: float) -> bool:
+            return 7 <= math.floor(seen.tx.ts / DAY) - math.floor(t / DAY) < 7 + days
+
+        n = sum(1 for e in seen.before if lagged(e.ts))
+        f = sum(1 for t in seen.frauds if lagged(t))
+        return min(f / n, 1.0) if n else 0.0
+
+    return rate
+
+
+def _merchant_ratio(seen: Seen) -> float:
+    mean = statistics.fmean(f32(e.amount) for e in _window([*seen.before, seen.tx], "7d", seen.tx.ts))
+    amount = seen.tx.amount
+    return amount / mean if mean * 1000.0 > amount else (1.0 if amount <= 0 else 1000.0)
+
+
 def one_hot(s: FeatureSpec, seen: Seen) -> float:
     (source,) = s.source_fields
     value = getattr(seen.tx, source)
@@ -340,6 +411,16 @@ REFERENCE: dict[str, Callable[[Seen], float]] = {
     "account_geo_velocity_kmh": _velocity,
     "account_age_days": lambda s: max(s.tx.account_age_days or 0.0, 0.0),
     "account_amount_to_balance": _to_balance,
+    "account_balance_emptied": _emptied,
+    "account_amount_to_mean_24h": _ratio_in("24h"),
+    "account_amount_to_mean_7d": _ratio_in("7d"),
+    "account_merchant_tx_count": _at_merchant,
+    "account_seconds_since_merchant": _since_merchant,
+    "account_new_category": _new_category,
+    "account_category_share": _category_share,
+    "merchant_fraud_rate_7d_lag7d": _lagged_rate(7),
+    "merchant_fraud_rate_23d_lag7d": _lagged_rate(23),
+    "merchant_amount_to_mean_7d": _merchant_ratio,
     "has_merchant": lambda s: 1.0,
 }
 
@@ -374,19 +455,24 @@ def _stream(seed: int) -> list[Transaction]:
             t += rnd.uniform(0, 60)
             small = rnd.random() < 0.2
             located = rnd.random() < 0.7
+            amount = round(rnd.uniform(1, 9.9) if small else rnd.lognormvariate(4, 1.2), 2)
+            amount = 0.0 if rnd.random() < 0.05 else amount  # card verifications
+            balance = rnd.choice([None, 0.0, -50.0, 20.0, 5000.0, rnd.uniform(100, 9000), amount, amount + 0.5])
+            balance = amount - 0.5 if rnd.random() < 0.05 else balance
             events.append(
                 Transaction(
                     f"t{a}-{i}",
                     f"acc{a}",
                     t,
-                    round(rnd.uniform(1, 9.9) if small else rnd.lognormvariate(4, 1.2), 2),
+                    amount,
                     transaction_type=rnd.choice([*TRANSACTION_TYPES, None, "refund"]),
                     account_type=rnd.choice([*ACCOUNT_TYPES, None]),
                     channel=rnd.choice([*CHANNELS, None, "fax"]),
                     merchant_id=rnd.choice(["m0"] * 8 + [f"m{k}" for k in range(1, 24)] + [None] * 3),
+                    merchant_category=rnd.choice(["c0"] * 6 + [f"c{k}" for k in range(1, 12)] + [None] * 2),
                     device_id=rnd.choice([f"d{k}" for k in range(12)] + [None]),
                     ip_address=rnd.choice([f"10.0.0.{k}" for k in range(14)] + [None]),
-                    account_balance=rnd.choice([None, 0.0, -50.0, 20.0, 5000.0, rnd.uniform(100, 9000)]),
+                    account_balance=balance,
                     account_age_days=rnd.choice([None, -3.0, 0.0, 12.0, 4000.0]),
                     latitude=rnd.uniform(-18, -3) if located else None,
                     longitude=rnd.uniform(-81, -69) if located else None,

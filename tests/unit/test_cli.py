@@ -28,7 +28,7 @@ def test_features_prints_the_catalogue_as_json(capsys):
 
 def test_features_lists_models(capsys):
     assert main(["features", "--models"]) == 0
-    assert "gam-pairs (default)" in capsys.readouterr().out
+    assert "gam-pairs-asinh (default)" in capsys.readouterr().out
 
 
 def test_bad_setting_is_a_clear_error_not_a_traceback(capsys, monkeypatch):

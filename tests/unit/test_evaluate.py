@@ -67,7 +67,7 @@ def test_cli_writes_json_scores_and_report(history_file, tmp_path, capsys):
     assert rc == 0
     summary = orjson.loads(out.read_bytes())
     run = summary["runs"][0]
-    assert run["name"] == "online gam-pairs" and run["budget_k"] == 5
+    assert run["name"] == "online gam-pairs-asinh" and run["budget_k"] == 5
     assert set(run["precision_at_k"]) == {"5", "2"} and run["precision_at_k"]["5"] == run["precision_at_budget"]
     assert 0.5 < run["roc_auc"] <= 1.0
     assert summary["meta"]["test_transactions"] < summary["meta"]["transactions"] == 3000
@@ -76,7 +76,7 @@ def test_cli_writes_json_scores_and_report(history_file, tmp_path, capsys):
     assert len(rows) == 3000 and {"transaction_id", "score", "label"} <= set(rows[0])
     assert "<html" in report.read_text()[:200].lower()
     printed = capsys.readouterr().out
-    assert "online gam-pairs" in printed and "P@budget" in printed
+    assert "online gam-pairs-asinh" in printed and "P@budget" in printed
 
 
 def test_cli_errors_are_clear(history_file, tmp_path, capsys):

@@ -33,7 +33,7 @@ GENUINE = {"a": 0.0, "b": 0.0, "c": 0.5}
 
 
 def test_default_model_is_a_candidate():
-    assert DEFAULT_MODEL == "gam-pairs"
+    assert DEFAULT_MODEL == "gam-pairs-asinh"
     assert {"gam", "gam-pairs", "logreg", "hat", "arf", "logreg-balanced", "mlp"} <= set(CANDIDATES)
 
 
@@ -169,7 +169,7 @@ def test_explanation_comes_from_its_own_forward_pass(name):
     assert model.explain(model.forward_row(row, NAMES, FRAUDY), FRAUDY) == model.explain_one(FRAUDY)
 
 
-@pytest.mark.parametrize("name", ["logreg", "gam", "gam-pairs", "mlp"])
+@pytest.mark.parametrize("name", ["logreg", "gam", "gam-pairs", "gam-pairs-asinh", "mlp"])
 def test_forward_pass_leaves_the_model_unchanged(name):
     model = build(name)
     for x, y in pattern_stream(300):
