@@ -67,6 +67,18 @@ Labels
     hours later. Labels are emitted at their ``reported_at`` event time, interleaved
     with transactions; after the last transaction the labels still pending are emitted.
 
+Hard mode (``SimConfig(hard=True)``, ``kuntur simulate --hard``)
+    So that the simulator stops being the easiest benchmark: genuine behaviour is
+    noisier -- 1 % of purchases are one-off large ones (4-15x the usual amount), 3 % of
+    digital transactions come from a new device on a new network -- and fraud is
+    subtler: amount spikes of 1.5-4x instead of 5-20x, half of the account takeovers
+    from the victim's own phone (malware) and mostly by day, draining 10-40 % instead
+    of 40-90 %, card testing with 3-6 probes of S/ 3-25 then ~S/ 300 purchases. Label
+    noise comes from ``unreported_share`` (raise it, e.g. 0.25): an unreported fraud is
+    learned as genuine at the horizon, which is what a fraud wrongly reported as genuine
+    teaches too. The default mode's stream is unchanged (hard mode draws from its own
+    generator or only where it changes something).
+
 Field notes
     ``account_balance`` is the available balance *before* the transaction (for credit
     accounts: available credit). ``ip_address``/``device_id`` only on online/mobile

@@ -159,6 +159,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         f"(default {SimConfig.unreported_share})",
     )  # fmt: skip
     p.add_argument(
+        "--hard", action="store_true",
+        help="hard mode: noisier genuine behaviour (new devices and networks, one-off large "
+        "purchases) and subtler fraud (amounts near the usual, the victim's own device, smaller "
+        "drains, quieter card testing)",
+    )  # fmt: skip
+    p.add_argument(
         "--tx-per-account-per-day", type=_positive_float,
         default=SimConfig.tx_per_account_per_day, metavar="F",
         help="average transactions per account per simulated day; sets how much event "
@@ -198,6 +204,7 @@ def _config_from_args(args: argparse.Namespace) -> SimConfig:
             tx_per_account_per_day=args.tx_per_account_per_day,
             fraud_rate=args.fraud_rate,
             unreported_share=args.unreported_share,
+            hard=args.hard,
         )
     except ValueError as exc:
         args.simulate_parser.error(str(exc))

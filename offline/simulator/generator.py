@@ -56,6 +56,8 @@ _AFTER_PAYDAY_BOOST = 1.15
 _PAYDAY_DEPOSIT_SHARE = 0.08
 _NEW_DEVICE_U = 0.997  # 0.3% of genuine digital transactions come from a new device
 _TRIP_PROBABILITY = 0.003  # per card-present purchase made at home
+_HARD_BIG_PURCHASE = 0.01  # hard mode: genuine purchases 4-15x the usual amount
+_HARD_NEW_DEVICE = 0.03  # hard mode: genuine digital transactions from a new device and IP
 
 
 class Clock:
@@ -112,6 +114,7 @@ class Simulator:
         self.cfg = cfg
         self.rng = np.random.default_rng([cfg.seed, 0x4B554E])
         self.pr = random.Random(cfg.seed * 7919 + 17)
+        self.hr = random.Random(cfg.seed * 104729 + 3)  # hard mode's own draws
         self.start = int(cfg.start)
         self.n = 0  # transactions emitted
         self.seq = 0  # heap tie-breaker (deterministic)
@@ -153,6 +156,20 @@ class Simulator:
                                     "reported_at": label_at})  # fmt: skip
         return SimEvent(float(t), "transaction", v["account_id"], v, True, fraud_type)
 
+    def _noisier(self, code: int, amount: float, device: str | None, ip: str | None) -> tuple[
+        float, str | None, str | None
+    ]:
+        """Hard mode: a genuine transaction that looks like fraud now and then. Draws come
+        from a generator of their own, so the default mode's stream is unchanged."""
+        hr = self.hr
+        if code <= 2 and hr.random() < _HARD_BIG_PURCHASE:  # a one-off large purchase
+            amount *= hr.uniform(4.0, 15.0)
+        if device is not None and hr.random() < _HARD_NEW_DEVICE:  # a new phone on a new network
+            device = "dev-" + "".join(hr.choices("0123456789abcdef", k=12))
+            first = hr.choice((45, 102, 185, 179, 38, 191))
+            ip = f"{first}.{hr.randrange(1, 255)}.{hr.randrange(256)}.{hr.randrange(1, 255)}"
+        return amount, device, ip
+
     def _genuine_label(self, t: int, v: dict[str, Any]) -> None:
         pr = self.pr
         d = math.exp(math.log(4 * 3600) + pr.gauss(0, 1))
@@ -183,6 +200,7 @@ class Simulator:
         heap = self.heap
         pop = heapq.heappop
         genuine_share = cfg.genuine_label_share
+        hard = cfg.hard
         seed = cfg.seed
         ep_next = fraud.ep_next
         next_episode = min(ep_next)
@@ -367,6 +385,8 @@ class Simulator:
                         billers = a_billers[a]
                         merchant = billers[int(up * len(billers))]
                         amount = m_median[merchant] * (spend**0.5) * exp(m_sigma[merchant] * z)
+                if hard:
+                    amount, device, ip = self._noisier(code, amount, device, ip)
                 if amount < 0.5:
                     amount = 0.5
                 amount = round(amount, 2)

@@ -53,6 +53,8 @@ class SimConfig:
     fraud_rate: float = 0.007
     unreported_share: float = 0.10
     genuine_label_share: float = 0.20  # of high-amount genuine transactions
+    #: noisier genuine behaviour and subtler fraud (see the package docstring, "Hard mode")
+    hard: bool = False
 
     def __post_init__(self) -> None:
         problems = []

@@ -112,15 +112,16 @@ class Typologies:
         device, ip = world.device_new(), world.ip_fraud()
         items = []
         tt = t
-        for _ in range(pr.randint(6, 14)):
-            amount = 1.0 if pr.random() < 0.2 else pr.uniform(0.5, 5.0)
+        hard = self.cfg.hard
+        for _ in range(pr.randint(3, 6) if hard else pr.randint(6, 14)):
+            amount = pr.uniform(3.0, 25.0) if hard else 1.0 if pr.random() < 0.2 else pr.uniform(0.5, 5.0)
             items.append((tt, world.tx(a, tt, amount, "purchase", "online", pr.choice(merchants),
                                        device=device, ip=ip)))  # fmt: skip
             tt += max(3, int(pr.expovariate(1 / 25)))
         big = world.online_by_cat.get("online_retail", []) + world.online_by_cat.get("travel", [])
         for _ in range(pr.randint(1, 2)):
             tt += pr.randint(120, 1800)
-            amount = math.exp(math.log(900.0) + 0.5 * pr.gauss(0, 1))
+            amount = math.exp(math.log(300.0 if hard else 900.0) + 0.5 * pr.gauss(0, 1))
             items.append((tt, world.tx(a, tt, amount, "purchase", "online", pr.choice(big),
                                        device=device, ip=ip)))  # fmt: skip
         self._schedule(a, items, "card_testing")
@@ -131,13 +132,16 @@ class Typologies:
         if a is None:
             return
         pr = self.pr
-        if pr.random() < 0.7:  # usually at night, Lima time
+        own = self.cfg.hard and pr.random() < 0.5  # hard: malware on the victim's own phone
+        if pr.random() < (0.3 if own else 0.7):  # usually at night, Lima time
             local = t + LIMA_OFFSET_S
             sod = local % DAY
             midnight = t - sod
             night = midnight + pr.randint(1800, 16200)
             t = night if night >= t else night + DAY
         device, ip = world.device_new(), world.ip_fraud()
+        if own:
+            device, ip = world.a_devices[a][0], world.a_ips[a][0]
         channel = "mobile" if pr.random() < 0.6 else "online"
         lat: float | None = None
         lon: float | None = None
@@ -158,7 +162,8 @@ class Typologies:
                 mule = pr.choice(world.mules)
             v = world.tx(a, tt, 0.0, "transfer", channel, counterparty=mule, device=device,
                          ip=ip, lat=lat, lon=lon)  # fmt: skip
-            items.append((tt, v, pr.uniform(0.4, 0.9)))  # amount drains the balance then
+            drain = pr.uniform(0.1, 0.4) if self.cfg.hard else pr.uniform(0.4, 0.9)
+            items.append((tt, v, drain))  # amount drains the balance then
             tt += pr.randint(60, 900)
         report = self.report_time(items[-1][0])
         for tt, v, drain in items:
@@ -219,7 +224,7 @@ class Typologies:
         online = pr.random() < 0.45
         device, ip = (world.device_new(), world.ip_fraud()) if online else (None, None)
         for _ in range(pr.randint(1, 3)):
-            factor = pr.uniform(5.0, 20.0)
+            factor = pr.uniform(1.5, 4.0) if self.cfg.hard else pr.uniform(5.0, 20.0)
             if online:
                 m = pr.choice(world.online_by_cat.get("online_retail", []) + world.online_by_cat.get(
                     "travel", []))  # fmt: skip

@@ -653,3 +653,24 @@ def test_cli_produces_to_the_configured_topics(parser, fake_kafka, capsys):
     topics = Counter(topic for topic, _, _ in p.sent)
     assert topics["tx-in"] == 1500 and topics["lab-in"] > 0
     assert "produced 1,500 transactions" in capsys.readouterr().out
+
+
+def test_hard_mode_is_reproducible_noisier_and_subtler():
+    cfg = SimConfig(seed=5, accounts=600, transactions=40_000, fraud_rate=0.02, hard=True)
+    hard = list(generate(cfg))
+    assert fingerprint(iter(hard)) == fingerprint(generate(cfg))
+    easy = [e for e in generate(SimConfig(seed=5, accounts=600, transactions=40_000, fraud_rate=0.02))
+            if e.kind == "transaction"]
+    hard_tx = [e for e in hard if e.kind == "transaction"]
+
+    def spike(events):  # median amount of amount-spike frauds against the median genuine purchase
+        frauds = [e.value["amount"] for e in events if e.fraud_type == "amount_spike"]
+        genuine = [e.value["amount"] for e in events if not e.is_fraud and e.value["transaction_type"] == "purchase"]
+        return statistics.median(frauds) / statistics.median(genuine)
+
+    assert spike(hard_tx) < spike(easy) / 2
+    probes = [e.value["amount"] for e in hard_tx if e.fraud_type == "card_testing"]
+    assert min(probes) >= 3.0
+    genuine_devices = Counter(e.value.get("device_id") for e in hard_tx if not e.is_fraud and "device_id" in e.value)
+    easy_devices = Counter(e.value.get("device_id") for e in easy if not e.is_fraud and "device_id" in e.value)
+    assert len(genuine_devices) > len(easy_devices) * 1.3  # genuine new phones
