@@ -83,6 +83,9 @@ class Settings:
     replication_factor: int = _opt(1, "replication factor of topics Kuntur creates")
 
     consumer_fetch_max_wait_ms: int = _opt(20, "longest a fetch waits for data (Faust's fixed default is 1500 ms)")
+    broker_unreachable_exit_s: float = _opt(
+        120.0, "a worker exits (code 3) when no broker answers for this long, at start or while running; 0: never"
+    )
 
     # Detection.
     alert_threshold: float = _opt(0.5, "score at or above which an alert is emitted")

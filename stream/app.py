@@ -19,7 +19,10 @@ written in a batch gets one changelog record. docs/performance.md has the measur
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +35,7 @@ from features.merchant import MerchantState
 from features.merchant import is_expired as merchant_expired
 from stream.agents import Handlers, Sends, message_of
 from stream.batching import app_options, batches, freeze_heap
+from stream.health import EXIT_BROKER_UNREACHABLE, BrokerWatch, install_repeat_filter
 from stream.kafka.security import broker_credentials
 from stream.metrics import Metrics
 from stream.pipeline.deferred import DeferredLabels
@@ -45,6 +49,9 @@ from stream.wire import WIRE_VERSION
 
 log = logging.getLogger("kuntur")
 
+#: Longest the shutdown waits for the changelogs to flush (the broker may be gone).
+SHUTDOWN_FLUSH_S = 5.0
+
 
 @dataclass
 class Kuntur:
@@ -55,6 +62,8 @@ class Kuntur:
     pipeline: Pipeline
     metrics: Metrics
     checkpoint_path: str
+    checkpointer: Checkpointer
+    watch: BrokerWatch
 
 
 def create_app(settings: Settings, pipeline: Pipeline, metrics: Metrics, partitions: int, key: bytes) -> Kuntur:
@@ -181,13 +190,49 @@ def create_app(settings: Settings, pipeline: Pipeline, metrics: Metrics, partiti
             if n:
                 log.info("expired %d idle entities", n)
 
-    @app.on_before_shutdown.connect  # type: ignore[arg-type]  # Faust's stub wants a keyword-only ``signal``
-    async def final_checkpoint(sender: Any, **kwargs: Any) -> None:
-        checkpointer.checkpoint(force=True)
+    async def seal_changelogs() -> None:
         await app.producer.flush()
         for table in changelogged.values():
             await table.seal(partitions)
         await app.producer.flush()
 
-    add_views(app, metrics, gauges.refresh)
-    return Kuntur(app=app, settings=s, pipeline=pipeline, metrics=metrics, checkpoint_path=checkpoint_path)
+    @app.on_before_shutdown.connect  # type: ignore[arg-type]  # Faust's stub wants a keyword-only ``signal``
+    async def final_checkpoint(sender: Any, **kwargs: Any) -> None:
+        checkpointer.checkpoint(force=True)
+        try:
+            await asyncio.wait_for(seal_changelogs(), timeout=SHUTDOWN_FLUSH_S)
+        except TimeoutError:
+            log.warning("changelogs not flushed within %.0fs (broker unreachable?): stopping anyway", SHUTDOWN_FLUSH_S)
+
+    loop_box: list[asyncio.AbstractEventLoop] = []
+
+    def give_up(waited: float) -> None:
+        """From the watch's thread: checkpoint on the event loop, then exit (Faust's own
+        shutdown would wait for the broker)."""
+        done = threading.Event()
+
+        def on_loop() -> None:
+            try:
+                checkpointer.checkpoint(force=True)
+            finally:
+                done.set()
+
+        if loop_box:
+            loop_box[0].call_soon_threadsafe(on_loop)
+            done.wait(10.0)
+        logging.shutdown()
+        os._exit(EXIT_BROKER_UNREACHABLE)
+
+    watch = BrokerWatch(s, on_change=lambda up: metrics.broker_up.set(1 if up else 0), on_give_up=give_up)
+
+    @app.task
+    async def watch_broker() -> None:
+        loop_box.append(asyncio.get_running_loop())
+        install_repeat_filter()  # Faust has set up its log handlers by now
+        watch.start()
+
+    add_views(app, metrics, gauges.refresh, lambda: watch.up)
+    return Kuntur(
+        app=app, settings=s, pipeline=pipeline, metrics=metrics, checkpoint_path=checkpoint_path,
+        checkpointer=checkpointer, watch=watch,
+    )

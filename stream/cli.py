@@ -13,7 +13,8 @@ from collections.abc import Sequence
 from config.errors import ConfigError
 from config.settings import Settings, load_settings
 from models.errors import CheckpointError
-from stream.errors import BrokerError
+from stream.errors import BrokerError, BrokerUnreachable
+from stream.health import EXIT_BROKER_UNREACHABLE
 
 DESCRIPTION = """Kuntur — streaming real-time fraud detection.
 
@@ -216,7 +217,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args, settings) or 0)
     except (ConfigError, BrokerError, CheckpointError) as exc:
         print(f"kuntur: error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_BROKER_UNREACHABLE if isinstance(exc, BrokerUnreachable) else 2
 
 
 if __name__ == "__main__":

@@ -23,3 +23,7 @@ class InvalidEvent(StreamError, ValueError):
 class BrokerError(StreamError, RuntimeError):
     """The embedded broker could not be started or reached."""
 
+
+
+class BrokerUnreachable(BrokerError):
+    """No Kafka broker answered within the configured deadline (``broker_unreachable_exit_s``)."""

@@ -108,6 +108,11 @@ class Metrics:
             ["topic", "partition"],
             registry=r,
         )
+        self.broker_up = Gauge(
+            "kuntur_broker_up", "1 while a Kafka broker answers this worker's metadata probe, 0 while unreachable",
+            registry=r,
+        )
+        self.broker_up.set(1)
         self._last_checkpoint = time.time()
         self.checkpoint_age.set_function(lambda: time.time() - self._last_checkpoint)
         self._model_labels: tuple[str, str] | None = None

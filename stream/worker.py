@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import threading
+import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import faust
 from faust.types import TP
@@ -25,6 +29,8 @@ log = logging.getLogger("kuntur")
 
 #: Seconds between broker queries of the end offsets behind ``kuntur_consumer_lag_messages``.
 LAG_INTERVAL_S = 5.0
+#: Longest a SIGTERM'd worker takes to stop, whatever the broker does.
+SHUTDOWN_GRACE_S = 15.0
 
 
 def restore_detector(settings: Settings, key: bytes) -> Detector:
@@ -56,6 +62,27 @@ def build_worker(settings: Settings) -> Kuntur:
     kuntur = create_app(settings, Pipeline(settings, detector), metrics, partitions, key)
     watch_consumer_lag(kuntur.app, metrics)
     return kuntur
+
+
+def on_stop_signal(kuntur: Kuntur) -> None:
+    """Checkpoint now (on the event loop, between batches), then give the graceful shutdown
+    :data:`SHUTDOWN_GRACE_S` before exiting anyway."""
+    kuntur.watch.stop()
+    try:
+        kuntur.checkpointer.checkpoint(force=True)
+    except Exception:
+        log.exception("checkpoint at shutdown failed")
+
+    def watchdog() -> None:
+        time.sleep(SHUTDOWN_GRACE_S)
+        log.warning(
+            "shutdown not finished after %.0fs (broker unreachable?): exiting; uncommitted input is re-delivered",
+            SHUTDOWN_GRACE_S,
+        )
+        logging.shutdown()
+        os._exit(0)
+
+    threading.Thread(target=watchdog, name="kuntur-shutdown-watchdog", daemon=True).start()
 
 
 def watch_consumer_lag(app: faust.App, metrics: Metrics, interval: float = LAG_INTERVAL_S) -> None:
@@ -103,9 +130,19 @@ def consumer_lags(
 def run_worker(settings: Settings) -> int:
     from faust.worker import Worker
 
+    class KunturWorker(Worker):
+        """Faust's worker; SIGTERM/SIGINT also checkpoint at once and arm a watchdog, so
+        the process stops within :data:`SHUTDOWN_GRACE_S` even when the broker is gone
+        (Faust's shutdown would wait for it to commit offsets)."""
+
+        def _schedule_shutdown(self, signal: Any) -> None:
+            if not self._signal_stop_time:
+                on_stop_signal(kuntur)
+            super()._schedule_shutdown(signal)
+
     logging_config = configure_logging(settings.log_format, settings.log_level)
     kuntur = build_worker(settings)
-    worker = Worker(
+    worker = KunturWorker(
         kuntur.app,
         loglevel=settings.log_level,
         logging_config=logging_config,

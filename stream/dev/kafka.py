@@ -135,7 +135,7 @@ class KafkaNode:
         """``kafka-storage format``, once: a formatted directory keeps its data on restart."""
         if (self.data_dir / "logs" / "meta.properties").exists():
             return
-        cmd = self._java("kafka.tools.StorageTool", "format", "-t", cluster, "-c", str(self.config_path))
+        cmd = self._java("kafka.tools.StorageTool", "format", f"--cluster-id={cluster}", f"--config={self.config_path}")
         done = subprocess.run(cmd, capture_output=True, timeout=120, check=False)
         if done.returncode != 0:
             raise BrokerError(f"kafka-storage format failed ({done.returncode}): {done.stderr.decode()[-2000:]}")

@@ -7,10 +7,18 @@ exists, its partition count wins (a bank's existing topic is not ours to change)
 
 from __future__ import annotations
 
+import logging
+from typing import Any
+
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from config.settings import Settings
-from stream.errors import BrokerError
+from stream.errors import BrokerError, BrokerUnreachable
+
+#: librdkafka logs each failed connection attempt; the one error raised below says it all.
+_quiet = logging.getLogger("kuntur.admin-client")
+_quiet.setLevel(logging.CRITICAL)
+_quiet.propagate = False
 
 
 def external_topics(settings: Settings) -> list[str]:
@@ -23,13 +31,21 @@ def external_topics(settings: Settings) -> list[str]:
     ]
 
 
-def ensure_topics(settings: Settings, timeout: float = 30.0) -> int:
-    """Create missing topics; return the partition count every Kuntur topic must use."""
-    admin = AdminClient(dict[str, str | int | float | bool](settings.kafka_client_config()))
+def ensure_topics(settings: Settings, timeout: float = 30.0, reach_timeout: float | None = None) -> int:
+    """Create missing topics; return the partition count every Kuntur topic must use.
+
+    No broker answering within ``reach_timeout`` (default ``broker_unreachable_exit_s``,
+    at least ``timeout`` when that is 0) raises :class:`BrokerUnreachable`."""
+    config: dict[str, Any] = {**settings.kafka_client_config(), "logger": _quiet}
+    admin = AdminClient(config)
+    wait = reach_timeout if reach_timeout is not None else (settings.broker_unreachable_exit_s or timeout)
     try:
-        meta = admin.list_topics(timeout=timeout)
+        meta = admin.list_topics(timeout=wait)
     except Exception as exc:  # KafkaException carries librdkafka's reason
-        raise BrokerError(f"cannot reach Kafka at {settings.kafka_bootstrap}: {exc}") from exc
+        raise BrokerUnreachable(
+            f"no Kafka broker answered at {settings.kafka_bootstrap} within {wait:g}s "
+            f"(broker_unreachable_exit_s): {exc}"
+        ) from exc
     existing = {name: len(t.partitions) for name, t in meta.topics.items() if not t.error}
     partitions = existing.get(settings.topic_transactions, settings.partitions)
     missing = [t for t in external_topics(settings) if t not in existing]

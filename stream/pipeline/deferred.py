@@ -3,13 +3,15 @@
 Like the pending transactions (:mod:`models.pending`) they live in a key-value store of
 bytes — a dict in ``kuntur evaluate``, a changelogged table's dict in the worker, on the
 partition of the label's account — so a restart or a partition move does not lose them.
-The key is ``<transaction_id>#<seq>`` (two reports of one transaction are two entries);
-the value is ``[reported_at, seq, account_id, transaction_id, is_fraud]`` as JSON. Labels
-are applied in (``reported_at``, ``seq``) order; ``seq`` is this process's arrival counter,
-continued from the largest restored one.
+The key is ``<transaction_id>#<reported_at>#<is_fraud>``: a label re-delivered after a
+crash or a partition move (at-least-once) is the same entry, two different reports of one
+transaction are two. The value is ``[reported_at, seq, account_id, transaction_id,
+is_fraud]`` as JSON. Labels are applied in (``reported_at``, ``seq``) order; ``seq`` is
+this process's arrival counter, continued from the largest restored one.
 
 >>> deferred = DeferredLabels()
->>> deferred.push(Label("t1", "a1", True, 50.0))
+>>> deferred.push(Label("t1", "a1", True, 50.0)), deferred.push(Label("t1", "a1", True, 50.0))
+(True, False)
 >>> [lab.transaction_id for lab in deferred.pop_until(60.0)]
 ['t1']
 """
@@ -49,15 +51,19 @@ class DeferredLabels:
         changes, self._changes = self._changes, set()
         return changes
 
-    def push(self, label: Label) -> None:
+    def push(self, label: Label) -> bool:
+        """Park ``label``; ``False`` if the very same label already waits (a re-delivery)."""
+        key = f"{label.transaction_id}#{label.reported_at!r}#{int(label.is_fraud)}"
+        if key in self._store:
+            return False
         self._seq += 1
-        key = f"{label.transaction_id}#{self._seq}"
         self._store[key] = orjson.dumps(
             [label.reported_at, self._seq, label.account_id, label.transaction_id, label.is_fraud]
         )
         heapq.heappush(self._heap, (label.reported_at, self._seq, key))
         if self.track_changes:
             self._changes.add(key)
+        return True
 
     def earliest(self) -> float | None:
         """Report time of the next label to apply (``None`` when none waits)."""

@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -96,6 +97,31 @@ class WorkerProcess:
     def metrics(self) -> dict[str, Any]:
         return scrape(self.url)
 
+    def label_outcomes(self) -> dict[str, float]:
+        """``kuntur_labels_total`` by outcome (learned, unknown-transaction, deferred, ...)."""
+        out: dict[str, float] = {}
+        for line in self.metrics_text().splitlines():
+            if line.startswith("kuntur_labels_total{"):
+                outcome = line.split('outcome="', 1)[1].split('"', 1)[0]
+                out[outcome] = float(line.rsplit(" ", 1)[1])
+        return out
+
+    def ready(self) -> tuple[int, dict[str, Any]]:
+        """``/ready``'s status and body (status 0 when the worker does not answer)."""
+        try:
+            with urllib.request.urlopen(f"{self.base_url}/ready", timeout=2) as resp:
+                return resp.status, orjson.loads(resp.read())
+        except urllib.error.HTTPError as err:
+            return err.code, orjson.loads(err.read() or b"{}")
+        except OSError:
+            return 0, {}
+
+    def kill(self) -> None:
+        """SIGKILL: a crash — no checkpoint, no commit, no changelog seal."""
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait()
+
     def metrics_text(self) -> str:
         with urllib.request.urlopen(self.url, timeout=5) as resp:
             return resp.read().decode()
@@ -126,6 +152,18 @@ def wait_for(cond: Callable[[], bool], timeout: float, what: str, worker: Worker
             raise AssertionError(f"worker exited with {worker.proc.returncode} waiting for {what}:\n{worker.log()}")
         time.sleep(0.25)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}" + (f"\n{worker.log()}" if worker else ""))
+
+
+@pytest.fixture
+def own_kafka(tmp_path: Path) -> Iterator[KafkaCluster]:
+    """A broker of this test's own, for tests that stop it."""
+    with KafkaCluster(nodes=1, data_dir=tmp_path / "own-kafka") as kafka:
+        yield kafka
+
+
+def another_worker(settings: Settings, tmp_path: Path, name: str) -> Settings:
+    """The same app (consumer group, topics) with its own data directory and web port."""
+    return settings.replace(data_dir=str(tmp_path / name), web_port=free_port())
 
 
 @pytest.fixture

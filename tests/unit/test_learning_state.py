@@ -121,3 +121,11 @@ def test_bytes_per_pending_transaction_in_memory_and_on_the_wire():
     print(f"{len(FEATURE_NAMES)} features: {per_entry:.0f} B in memory, {record:.0f} B per changelog record")
     assert record < 60 + 4 * len(FEATURE_NAMES) + 40
     assert per_entry < 800
+
+
+def test_a_re_delivered_deferred_label_waits_once():
+    deferred = DeferredLabels()
+    label = Label("t1", "acc-1", True, 500.0)
+    assert deferred.push(label) and not deferred.push(label)
+    assert deferred.push(Label("t1", "acc-1", False, 600.0))  # another report: another entry
+    assert len(deferred) == 2 and [lab.is_fraud for lab in deferred.pop_until(1e9)] == [True, False]
