@@ -114,7 +114,7 @@ def _classifier_factory(kind: str, n_estimators: int, n_jobs: int, seed: int) ->
                 sampling_strategy="auto",
                 replacement=False,
                 bootstrap=False,  # every tree sees all its balanced sample: both classes
-                n_jobs=n_jobs,
+                n_jobs=1,  # small trees; in this process, so its CPU time is measured
                 random_state=seed,
             )
 

@@ -36,6 +36,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", type=_names, help="only these datasets (comma-separated); default all")
     p.add_argument("--candidates", type=_names, help="online candidates instead of the file's")
     p.add_argument("--baselines", type=_names, help="batch baselines instead of the file's ('' for none)")
+    p.add_argument(
+        "--reuse-baselines",
+        action="store_true",
+        help="keep the batch rows of the saved result (they depend on the features only) and run the online "
+        "candidates alone",
+    )
     p.add_argument("--results", default=str(RESULTS), help="directory of the per-dataset JSON results (data/bench)")
     p.add_argument("--doc", default=str(DOC), help="Markdown file whose tables are rewritten")
     p.add_argument("--no-doc", action="store_true", help="do not rewrite the Markdown tables")
@@ -72,7 +78,14 @@ def main(argv: list[str] | None = None) -> int:
                 ds = bench.datasets[name]
                 if not ensure_file(ds, log):
                     continue
-                res = run_dataset(ds, bench, settings, log, candidates=args.candidates, baselines=args.baselines)
+                saved = results_dir / f"benchmark-{name}.json"
+                reuse = args.reuse_baselines and saved.exists()
+                baselines = [] if reuse else args.baselines
+                res = run_dataset(ds, bench, settings, log, candidates=args.candidates, baselines=baselines)
+                if reuse:
+                    old = orjson.loads(saved.read_bytes())
+                    res["rows"] += [r for r in old["rows"] if r["kind"] == "batch"]
+                    res["baselines_run_at"] = old.get("baselines_run_at", old.get("run_at"))
                 res["run_at"] = datetime.now(tz=UTC).isoformat(timespec="minutes")
                 res["command"] = "python -m offline.benchmark " + " ".join(argv if argv is not None else sys.argv[1:])
                 (results_dir / f"benchmark-{name}.json").write_bytes(

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
 HISTORY_SHA256 = "4f1742fbd84dbec915dddfed3778e7079d62898c48ad562d35e8bf76b0d878de"
 SCORES_SHA256 = {
-    "gam-pairs-asinh": "563f57da7b737725cbdbe2fa791f1c919e4fd8e76da1fac7fb7ce9b1d6a668a7",
+    "gam-pairs-asinh": "3fefc4c72d721b1694de1dae25a502b690021c52c7129d404b4d3b9f136c0da7",
     "logreg": "84c3113cd4ddf0f86e09a2572a5d1d9846dc1b78b796c2489e1b7d061be5ea8d",
 }
 
