@@ -150,8 +150,7 @@ def test_sigkill_mid_stream_then_restart_loses_nothing(settings, start_worker):
         pytest.xfail(
             f"{len(wrong)} of {len(alerts)} deliveries saw account windows that counted a re-delivered "
             "transaction again: the account state remembers only its last 12 transaction ids "
-            "(features/account), and a restarted worker re-processes a backlog more than once "
-            "(docs/reliability.md)"
+            "(features/account; docs/reliability.md)"
         )
 
 
