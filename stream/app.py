@@ -42,7 +42,7 @@ from stream.pipeline.deferred import DeferredLabels
 from stream.pipeline.emits import Stage
 from stream.pipeline.stages import Pipeline
 from stream.producer import Emitter
-from stream.tables import ChangelogTable, ExpiringTable, changelog_table, expiring_table
+from stream.tables import ChangelogTable, ExpiringTable, SendFailures, changelog_table, expiring_table
 from stream.tasks import Checkpointer, Gauges
 from stream.web import add_views
 from stream.wire import WIRE_VERSION
@@ -115,7 +115,10 @@ def create_app(settings: Settings, pipeline: Pipeline, metrics: Metrics, partiti
     pipeline.score.deferred = DeferredLabels(learning["deferred"].states, track_changes=True)
     changelogged: dict[str, ChangelogTable] = {**tables, **learning}
     handlers = Handlers(s, pipeline, metrics, partitions)
-    emitter = Emitter(app)
+    failures = SendFailures(metrics.send_failures)
+    for table in changelogged.values():
+        table.send_failures = failures
+    emitter = Emitter(app, failures)
 
     async def route(sends: Sends) -> None:
         for stage, outbox in sends.internal.items():

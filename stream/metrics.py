@@ -57,6 +57,9 @@ class Metrics:
         self.dead_letters = Counter(
             "kuntur_dead_letters", "Messages sent to the dead-letter topic", ["topic", "reason"], registry=r
         )
+        self.send_failures = Counter(
+            "kuntur_send_failures", "Messages the producer could not deliver, by topic", ["topic"], registry=r
+        )
         self.duplicates = Counter("kuntur_duplicates", "Transactions skipped as duplicate ids", registry=r)
         self.late_events = Counter(
             "kuntur_late_events",

@@ -6,7 +6,7 @@ from typing import Any
 
 import faust
 
-from stream.tables import log_failed_send
+from stream.tables import LOG_ONLY, SendFailures
 from stream.wire import Outbox
 
 
@@ -20,8 +20,9 @@ class Emitter:
     producer is flushed, as before.
     """
 
-    def __init__(self, app: faust.App) -> None:
+    def __init__(self, app: faust.App, failures: SendFailures = LOG_ONLY) -> None:
         self.app = app
+        self.failures = failures
         self._send: Any = None
 
     async def producer_send(self) -> Any:
@@ -32,15 +33,16 @@ class Emitter:
     async def send(self, topic: str, key: bytes | None, value: bytes, partition: int | None = None) -> None:
         send = self._send or await self.producer_send()
         fut = await send(topic, key, value, partition, None, None)
-        fut.add_done_callback(log_failed_send)
+        fut.add_done_callback(self.failures.for_topic(topic))
 
     async def send_many(self, topic: str, messages: list[tuple[bytes | None, bytes]]) -> None:
         if not messages:
             return
         send = self._send or await self.producer_send()
+        failed = self.failures.for_topic(topic)
         for key, value in messages:
             fut = await send(topic, key, value, None, None, None)
-            fut.add_done_callback(log_failed_send)
+            fut.add_done_callback(failed)
 
     async def send_batches(self, topic: str, outbox: Outbox) -> None:
         """One message per destination partition (more only if a batch is very large)."""

@@ -15,9 +15,32 @@ log = logging.getLogger("kuntur")
 SEAL_KEY = "__kuntur_seal__"
 
 
-def log_failed_send(fut: Any) -> None:
-    if not fut.cancelled() and fut.exception() is not None:
-        log.error("a message could not be produced: %r", fut.exception())
+class SendFailures:
+    """Done-callbacks for produced messages: a message the producer could not deliver is
+    logged and counted under its topic (``kuntur_send_failures_total``), never as sent."""
+
+    def __init__(self, counter: Any | None = None) -> None:
+        self.counter = counter
+        self._callbacks: dict[str, Callable[[Any], None]] = {}
+
+    def for_topic(self, topic: str) -> Callable[[Any], None]:
+        callback = self._callbacks.get(topic)
+        if callback is None:
+            child = self.counter.labels(topic=topic) if self.counter is not None else None
+
+            def callback(fut: Any) -> None:
+                if fut.cancelled() or fut.exception() is None:
+                    return
+                log.error("a message to %s could not be produced: %r", topic, fut.exception())
+                if child is not None:
+                    child.inc()
+
+            self._callbacks[topic] = callback
+        return callback
+
+
+#: Log-only callbacks, for tables and emitters built without metrics.
+LOG_ONLY = SendFailures()
 
 
 class ChangelogTable(faust.Table):
@@ -34,6 +57,8 @@ class ChangelogTable(faust.Table):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.key_partitions: dict[Any, int] = {}
+        #: counts changelog records the producer could not deliver (set by the app's wiring)
+        self.send_failures: SendFailures = LOG_ONLY
 
     def on_key_set(self, key: Any, value: Any) -> None:
         fut = self.send_changelog(self.partition_for_key(key), key, value)
@@ -60,13 +85,14 @@ class ChangelogTable(faust.Table):
             return
         states, topic = self.states, self.changelog_topic.get_topic_name()
         send: Any = self.app.producer.send  # started with the app (tables need it)
+        failed = self.send_failures.for_topic(topic)
         known = self.key_partitions
         store_partitions: dict[Any, int] = self.data._key_partition  # type: ignore[attr-defined]  # memory store
         for key, hint in written.items():
             partition = known.get(key, hint)
             value = states.get(key)
             fut = await send(topic, dumps_key("json", key), value, partition, None, None)
-            fut.add_done_callback(log_failed_send)
+            fut.add_done_callback(failed)
             if value is None:
                 known.pop(key, None)
                 store_partitions.pop(key, None)

@@ -61,3 +61,26 @@ def test_bounded_label_caps_series_and_rejects_non_identifiers():
         "unknown",
         "other",
     ]
+
+
+def test_a_message_the_producer_could_not_deliver_is_counted_as_failed_not_sent():
+    import asyncio
+
+    from stream.tables import SendFailures
+
+    metrics = Metrics()
+    failures = SendFailures(metrics.send_failures)
+
+    async def outcomes() -> None:
+        loop = asyncio.get_running_loop()
+        ok, bad = loop.create_future(), loop.create_future()
+        ok.add_done_callback(failures.for_topic("alerts"))
+        bad.add_done_callback(failures.for_topic("transactions-dlq"))
+        ok.set_result("metadata")
+        bad.set_exception(RuntimeError("MessageSizeTooLarge"))
+        await asyncio.sleep(0)
+
+    asyncio.run(outcomes())
+    text = metrics.exposition().decode()
+    assert 'kuntur_send_failures_total{topic="transactions-dlq"} 1.0' in text
+    assert 'kuntur_send_failures_total{topic="alerts"} 0.0' in text
