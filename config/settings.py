@@ -116,6 +116,10 @@ class Settings:
         Secret(""), "key that signs and verifies model checkpoints (HMAC-SHA256; >= 32 characters; masked in logs)"
     )
     model_key_file: str = _opt("", "file holding the model key instead (first line); keep it off the data volume")
+    pseudonym_key: Secret = _opt(
+        Secret(""), "if set: account ids, device ids and IP addresses are replaced by keyed pseudonyms on entry"
+    )
+    pseudonym_key_file: str = _opt("", "file holding the pseudonym key instead (first line)")
     checkpoint_interval_s: float = _opt(60.0, "wall-clock seconds between model checkpoints")
 
     # Operations.
@@ -168,12 +172,7 @@ class Settings:
         There is no default key: a worker refuses to start without one, so a checkpoint
         planted by whoever can write the data volume is never deserialised.
         """
-        text = self.model_key.reveal()
-        if not text and self.model_key_file:
-            try:
-                text = Path(self.model_key_file).read_text().strip().splitlines()[0].strip()
-            except (OSError, IndexError) as exc:
-                raise ConfigError(f"model_key_file {self.model_key_file!r} cannot be read: {exc}") from None
+        text = _key_text(self.model_key, self.model_key_file, "model_key_file")
         if not text:
             raise ConfigError(
                 "no model key: set KUNTUR_MODEL_KEY or KUNTUR_MODEL_KEY_FILE (checkpoints are signed with it); "
@@ -183,9 +182,27 @@ class Settings:
             raise ConfigError(f"the model key must be at least {MIN_KEY_CHARS} characters (32 random bytes as hex: 64)")
         return text.encode()
 
+    def pseudonymisation_key(self) -> bytes | None:
+        """The pseudonym key (``pseudonym_key`` or ``pseudonym_key_file``), or ``None``: no pseudonyms."""
+        text = _key_text(self.pseudonym_key, self.pseudonym_key_file, "pseudonym_key_file")
+        if text and len(text) < MIN_KEY_CHARS:
+            raise ConfigError(f"the pseudonym key must be at least {MIN_KEY_CHARS} characters")
+        return text.encode() if text else None
+
     @property
     def kafka_bootstrap_servers(self) -> list[str]:
         return [s.strip() for s in self.kafka_bootstrap.split(",") if s.strip()]
+
+
+def _key_text(secret: Secret, path: str, setting: str) -> str:
+    """A key given inline, else the first line of its file ('' if neither)."""
+    text = secret.reveal()
+    if not text and path:
+        try:
+            text = Path(path).read_text().strip().splitlines()[0].strip()
+        except (OSError, IndexError) as exc:
+            raise ConfigError(f"{setting} {path!r} cannot be read: {exc}") from None
+    return text
 
 
 _FIELDS = {f.name: f for f in fields(Settings)}

@@ -25,6 +25,7 @@ from stream.errors import InvalidEvent
 from stream.metrics import Metrics
 from stream.pipeline.alerts import build_alert
 from stream.pipeline.emits import ROUTES, MerchantFraud, Stage, ToMerchant, ToScore
+from stream.pipeline.pseudonym import Pseudonymiser
 from stream.pipeline.stages import Pipeline
 from stream.pipeline.validation import Limits, dead_letter, parse_label, parse_transaction
 from stream.wire import (
@@ -58,6 +59,8 @@ class Sends:
     messages: dict[str, list[tuple[bytes | None, bytes]]] = field(default_factory=dict)
     #: transactions to re-produce under their account key: (key, value, timestamp)
     rekeyed: list[tuple[bytes, bytes, float]] = field(default_factory=list)
+    #: labels to re-produce under their account's pseudonym: (key, value, timestamp)
+    relabeled: list[tuple[bytes, bytes, float]] = field(default_factory=list)
     #: table name -> {key: partition} written during the batch
     written: dict[str, dict[str, int]] = field(default_factory=dict)
 
@@ -80,6 +83,8 @@ class Handlers:
         self.pipeline = pipeline
         self.metrics = metrics
         self.merchant_partition = Partitioner(partitions).of
+        key = settings.pseudonymisation_key()
+        self.pseudonyms = Pseudonymiser(key) if key else None
         self.clock: Callable[[], float] = time.time
         self.limits = Limits(
             max_message_bytes=settings.max_message_bytes,
@@ -136,8 +141,10 @@ class Handlers:
             except InvalidEvent as err:
                 self._dead_letter(sends, msg, err)
                 continue
+            if self.pseudonyms is not None:
+                tx = self.pseudonyms.transaction(tx)
             key = tx.account_id
-            if msg.key != key.encode():  # keep each account on one partition
+            if msg.key != key.encode():  # keep each account on one partition (keyed by its pseudonym if any)
                 assert msg.value is not None
                 sends.rekeyed.append((key.encode(), msg.value, msg.timestamp))
                 continue
@@ -228,6 +235,12 @@ class Handlers:
             except InvalidEvent as err:
                 self._dead_letter(sends, msg, err)
                 continue
+            if self.pseudonyms is not None:
+                label = self.pseudonyms.label(label)
+                if msg.key != label.account_id.encode():  # to the partition of its account's pseudonym
+                    assert msg.value is not None
+                    sends.relabeled.append((label.account_id.encode(), msg.value, msg.timestamp))
+                    continue
             outcome, fraud = self.pipeline.score.on_label(label)
             self.learning_writes(sends, msg.partition)
             self._label_outcome(sends, outcome, fraud)

@@ -127,6 +127,8 @@ def create_app(settings: Settings, pipeline: Pipeline, metrics: Metrics, partiti
             await emitter.send_many(topic, messages)
         for key, value, timestamp in sends.rekeyed:
             await transactions.send(key=key, value=value, timestamp=timestamp)
+        for key, value, timestamp in sends.relabeled:
+            await labels.send(key=key, value=value, timestamp=timestamp)
         for name, written in sends.written.items():
             await changelogged[name].write_changelog(written)
 

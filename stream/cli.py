@@ -70,6 +70,19 @@ def _cmd_keygen(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _cmd_pseudonym(args: argparse.Namespace, settings: Settings) -> int:
+    from stream.pipeline.pseudonym import FIELDS, Pseudonymiser
+
+    key = settings.pseudonymisation_key()
+    if key is None:
+        print("kuntur: error: no pseudonym key: set KUNTUR_PSEUDONYM_KEY or KUNTUR_PSEUDONYM_KEY_FILE", file=sys.stderr)
+        return 2
+    kind = FIELDS[args.field]
+    for value in args.values:
+        print(f"{value}\t{Pseudonymiser(key).value(kind, value)}")
+    return 0
+
+
 def _cmd_rekey(args: argparse.Namespace, settings: Settings) -> int:
     from models.checkpoint import load_checkpoint, save_checkpoint
 
@@ -164,6 +177,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--old-key-file", required=True, help="file holding the key it is signed with now")
     p.add_argument("--new-key-file", required=True, help="file holding the new key (kuntur keygen)")
     p.set_defaults(func=_cmd_rekey)
+
+    p = sub.add_parser(
+        "pseudonym",
+        help="print the pseudonym of real identifiers (needs the pseudonym key)",
+        description="With a pseudonym key configured, workers replace account ids, device ids and IP addresses "
+        "by keyed pseudonyms on entry. Whoever holds the key maps a real id to its pseudonym here, e.g. to find "
+        "an account's alerts; without the key a pseudonym cannot be reversed.",
+    )
+    p.add_argument("values", nargs="+", metavar="VALUE", help="real identifiers")
+    p.add_argument(
+        "--field", choices=["account_id", "device_id", "ip_address"], default="account_id", help="what they are"
+    )
+    p.set_defaults(func=_cmd_pseudonym)
 
     from offline import simulator as simulate
 

@@ -84,3 +84,39 @@ def test_a_message_the_producer_could_not_deliver_is_counted_as_failed_not_sent(
     text = metrics.exposition().decode()
     assert 'kuntur_send_failures_total{topic="transactions-dlq"} 1.0' in text
     assert 'kuntur_send_failures_total{topic="alerts"} 0.0' in text
+
+
+def test_with_a_pseudonym_key_identifiers_are_replaced_on_entry_and_events_rekeyed_by_pseudonym():
+    settings = load_settings(
+        overrides={"model": "logreg", "warmup_genuine": 0, "alert_threshold": 0.0, "pseudonym_key": "s" * 40}
+    )
+    h = Handlers(settings, Pipeline(settings, new_detector(settings)), Metrics(), partitions=4)
+    h.clock = lambda: NOW
+    record = {
+        "transaction_id": "t1",
+        "account_id": "acc-real",
+        "amount": 5.0,
+        "timestamp": NOW - 60,
+        "device_id": "phone-1",
+        "ip_address": "10.1.2.3",
+        "counterparty_account": "acc-real",
+    }
+    # keyed by the real id: re-produced under the account's pseudonym, nothing stored
+    accounts: dict[str, bytes] = {}
+    sends = h.accounts([msg(record)], accounts)
+    (key, _, _), = sends.rekeyed
+    assert key.startswith(b"p_") and not accounts
+    # keyed by the pseudonym: processed, and only pseudonyms go on
+    sends = h.accounts([msg(record, key=key)], accounts)
+    assert list(accounts) == [key.decode()]
+    (raw,) = [v for _, v in sends.internal[Stage.MERCHANT].messages()]
+    assert b"acc-real" not in raw and b"phone-1" not in raw and b"10.1.2.3" not in raw
+    tx = orjson.loads(raw)[0]["tx"]
+    assert tx["account_id"] == tx["counterparty_account"] == key.decode()
+    # a bank's label keyed by the real id follows; the console's label (already a pseudonym) is kept
+    label = {"transaction_id": "t1", "account_id": "acc-real", "is_fraud": True, "reported_at": NOW}
+    sends = h.labels([Message(b"acc-real", orjson.dumps(label), "labels", 0, 0, NOW)])
+    assert [k for k, _, _ in sends.relabeled] == [key]
+    console_label = {**label, "account_id": key.decode()}
+    sends = h.labels([Message(key, orjson.dumps(console_label), "labels", 0, 1, NOW)])
+    assert not sends.relabeled

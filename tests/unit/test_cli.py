@@ -60,3 +60,14 @@ def test_keygen_then_rekey_rotates_a_checkpoint_key(tmp_path, capsys):
     assert main(["rekey", str(ckpt), "--old-key-file", str(old), "--new-key-file", str(new)]) == 2
     assert ckpt.read_bytes() == before
     assert "refused" in capsys.readouterr().err
+
+
+def test_pseudonym_maps_a_real_id_as_the_worker_does(tmp_path, capsys, monkeypatch):
+    from stream.pipeline.pseudonym import Pseudonymiser
+
+    monkeypatch.setenv("KUNTUR_PSEUDONYM_KEY", "q" * 40)
+    assert main(["pseudonym", "acc-1", "acc-2"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == [f"acc-{i}\t{Pseudonymiser(b'q' * 40).value('account', f'acc-{i}')}" for i in (1, 2)]
+    monkeypatch.delenv("KUNTUR_PSEUDONYM_KEY")
+    assert main(["pseudonym", "acc-1"]) == 2
