@@ -58,6 +58,7 @@ class OnlineRun:
     reason_counts: Counter[str] = field(default_factory=Counter)
     duplicates: int = 0
     late: int = 0
+    pending_capacity: int = 0  # transactions the detector could hold awaiting labels
 
     @property
     def throughput(self) -> float:
@@ -82,6 +83,18 @@ def label_horizon(settings: Settings, rule: LabelRule) -> float:
     return max(settings.label_horizon_s, rule.delay_s + 1.0)
 
 
+def pending_needed(ts: np.ndarray, horizon_s: float) -> int:
+    """The most transactions that ever await a label at once: those within one label horizon.
+
+    >>> pending_needed(np.array([0.0, 1.0, 2.0, 10.0]), 5.0)
+    3
+    """
+    if not len(ts):
+        return 0
+    t = np.sort(ts)
+    return int((np.searchsorted(t, t + horizon_s, side="right") - np.arange(len(t))).max())
+
+
 def run_online(
     history: History,
     rule: LabelRule,
@@ -89,8 +102,18 @@ def run_online(
     keep_features: bool = False,
     progress: Progress | None = None,
 ) -> OnlineRun:
-    """Stream the history through a fresh :class:`Pipeline`, exactly as the worker's agents do."""
+    """Stream the history through a fresh :class:`Pipeline`, exactly as the worker's agents do.
+
+    The buffer of transactions awaiting labels is raised to hold every transaction of one
+    label horizon when the configured ``pending_capacity`` is smaller (a busy history:
+    PaySim's 115k transactions a day over 7 days): otherwise the oldest would be evicted
+    before their labels arrive and the backtest would measure a model that never learned,
+    not the model. A worker must be configured the same way for such traffic.
+    """
     horizon = label_horizon(settings, rule)
+    needed = pending_needed(history.ts, horizon) + 1024
+    if needed > settings.pending_capacity:
+        settings = settings.replace(pending_capacity=needed)
     run = Runner(Pipeline(settings, new_detector(settings, label_horizon_s=horizon)))
     n = len(history)
     index = {tx.transaction_id: i for i, tx in enumerate(history.transactions)} if n else {}
@@ -123,7 +146,8 @@ def run_online(
     if progress is not None:
         progress.update(step)
     detector = run.pipeline.detector
-    return OnlineRun(scores, alerts, seconds, cpu, detector, horizon, features, reasons, run.duplicates, run.late)
+    return OnlineRun(scores, alerts, seconds, cpu, detector, horizon, features, reasons, run.duplicates, run.late,
+                     settings.pending_capacity)
 
 
 def known_labels(history: History, rule: LabelRule, horizon: float) -> tuple[np.ndarray, np.ndarray]:
@@ -306,6 +330,7 @@ def evaluate(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
         "budget_k": args.budget[0],
         "model": settings.model,
         "warmup_genuine": settings.warmup_genuine,
+        "pending_capacity": online.pending_capacity,
         "max_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "command": "kuntur " + " ".join(sys.argv[1:]) if sys.argv else "",
         "run_at": datetime.now(tz=UTC).isoformat(timespec="seconds"),

@@ -119,3 +119,12 @@ def test_zero_amount_transactions_are_scored(tmp_path, settings):
     assert len(h) == 200 and not h.rejected
     run = run_online(h, LabelRule(86400.0), settings)
     assert not np.isnan(run.scores).any()
+
+
+def test_pending_buffer_holds_a_whole_label_horizon_so_no_label_is_lost(history_file):
+    h = load_history(history_file)
+    small = load_settings(env={}, overrides={"warmup_genuine": 0, "pending_capacity": 100})
+    run = run_online(h, LabelRule(2 * 86400.0), small)
+    assert run.pending_capacity > 100
+    assert run.detector.counts["unknown-transaction"] == 0
+    assert run.detector.model.examples_seen > 2000
