@@ -86,6 +86,9 @@ class Settings:
     broker_unreachable_exit_s: float = _opt(
         120.0, "a worker exits (code 3) when no broker answers for this long, at start or while running; 0: never"
     )
+    kafka_connect_timeout_s: float = _opt(
+        5.0, "a command (and a starting worker) gives up when no broker answers within this long: 'cannot reach Kafka'"
+    )
 
     # Detection.
     alert_threshold: float = _opt(0.5, "score at or above which an alert is emitted")

@@ -200,13 +200,31 @@ def build_parser() -> argparse.ArgumentParser:
     replay.register(sub)
     evaluate.register(sub)
 
-    p = sub.add_parser("alerts", help="tail the alerts topic, human-readable")
-    p.add_argument("--from-beginning", action="store_true", help="start at the oldest alert, not the newest")
+    p = sub.add_parser(
+        "alerts",
+        help="tail the alerts topic, human-readable",
+        description="Follow the alerts topic and print each alert for an investigator: local time "
+        "(console_timezone, default America/Lima), amount and currency, account, score against the threshold, "
+        "merchant, channel, place, the rules that fired and the reasons. Alerts on one account within 30 minutes "
+        "of event time are one incident: its later alerts are one line each, with the incident's count. Reads "
+        "without joining a consumer group. Ctrl-C stops.",
+    )
+    p.add_argument(
+        "--from-beginning",
+        action="store_true",
+        help="first the alerts already on the topic, oldest first (event time), then new ones",
+    )
     p.add_argument("--json", action="store_true", help="print the raw alert JSON, one per line")
-    p.add_argument("--limit", type=int, default=0, help="stop after N alerts (0 = follow forever)")
+    p.add_argument("--limit", type=_non_negative_int, default=0, help="stop after N alerts (0 = follow forever)")
     p.set_defaults(func=_cmd_alerts)
 
-    p = sub.add_parser("features", help="print the feature catalogue (name, description, source fields, window)")
+    p = sub.add_parser(
+        "features",
+        help="print the feature catalogue (name, description, source fields, window)",
+        description="Every feature the model sees, from its one definition (features/definitions.py): name, "
+        "window, what it measures and which transaction fields it reads. --models lists the model candidates "
+        "(choose one with KUNTUR_MODEL or `kuntur evaluate --model`).",
+    )
     p.add_argument("--format", choices=["table", "json", "markdown"], default="table", help="output format")
     p.add_argument("--models", action="store_true", help="list the model candidates instead")
     p.set_defaults(func=_cmd_features)
@@ -225,7 +243,56 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_demo_arguments(p)
     p.set_defaults(func=_cmd_demo)
+    for name, subparser in sub.choices.items():
+        _add_global_options(subparser.add_argument_group("global options (also before the command)"))
+        subparser.set_defaults(command_parser=subparser, command=name)
     return parser
+
+
+def _add_global_options(group: argparse._ArgumentGroup, default: object = argparse.SUPPRESS) -> None:
+    """``--config`` and ``--bootstrap``: accepted before the command and after it. After it,
+    the default is SUPPRESS so that an absent option leaves the value given before it."""
+    group.add_argument("--config", metavar="TOML", default=default, help="settings file (also KUNTUR_CONFIG)")
+    group.add_argument(
+        "--bootstrap",
+        metavar="HOST:PORT",
+        default=default,
+        help="Kafka bootstrap servers (KUNTUR_KAFKA_BOOTSTRAP; default 127.0.0.1:9092)",
+    )
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+#: Commands that talk to Kafka: they check the broker answers before doing any work.
+NEEDS_KAFKA = ("worker", "alerts", "replay", "simulate")
+#: Commands that build the configured model.
+USES_MODEL = ("worker", "evaluate", "demo")
+
+
+def _needs_kafka(args: argparse.Namespace) -> bool:
+    return args.command in NEEDS_KAFKA and not (args.command == "simulate" and getattr(args, "out", None))
+
+
+def _check_models(args: argparse.Namespace, settings: Settings) -> None:
+    """An unknown model name is a usage error before any work (not a traceback after reading a file)."""
+    if args.command not in USES_MODEL:
+        return
+    from models.registry import CANDIDATES
+
+    choices = ", ".join(CANDIDATES)
+    flag = getattr(args, "model", None)
+    if flag is not None and flag not in CANDIDATES:
+        args.command_parser.error(f"--model {flag!r} is not a model candidate; choose one of: {choices}")
+    if flag is None and settings.model not in CANDIDATES:
+        raise ConfigError(f"model {settings.model!r} (KUNTUR_MODEL or --config) is not a candidate: {choices}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -240,6 +307,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     try:
         settings = load_settings(env=os.environ, path=args.config, overrides=overrides)
+        _check_models(args, settings)
+        history = getattr(args, "file", None)
+        if args.command in ("replay", "evaluate") and history and not os.path.isfile(history):
+            args.command_parser.error(f"{history}: no such file")
+        if _needs_kafka(args):
+            from stream.kafka.admin import check_reachable
+
+            check_reachable(settings)
         return int(args.func(args, settings) or 0)
     except (ConfigError, BrokerError, CheckpointError) as exc:
         print(f"kuntur: error: {exc}", file=sys.stderr)

@@ -42,6 +42,20 @@ def broker_binary() -> str:
         raise BrokerError(str(exc)) from exc
 
 
+def ensure_port_free(host: str, port: int) -> None:
+    """:class:`BrokerError` when something already listens on ``host:port`` (another broker?):
+    a broker started there would fail, or a client would talk to the other one."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a TIME_WAIT socket is no listener
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            raise BrokerError(
+                f"port {port} on {host} is already in use ({exc.strerror}): is a broker already running there? "
+                "Stop it, or choose another --port"
+            ) from None
+
+
 def wait_for_port(host: str, port: int, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -69,6 +83,7 @@ class EmbeddedBroker:
         return f"{self.host}:{self.port}"
 
     def start(self, timeout: float = 20.0) -> EmbeddedBroker:
+        ensure_port_free(self.host, self.port)
         url = f"tcp://{self.host}:{self.port}"
         cmd = [
             broker_binary(),
@@ -87,8 +102,11 @@ class EmbeddedBroker:
         except BrokerError:
             self.stop()
             raise
+        time.sleep(0.2)  # a broker that cannot bind exits at once: tell that apart from "listening"
         if self._proc.poll() is not None:
-            raise BrokerError(f"tansu exited with code {self._proc.returncode}; see {self.log_path}")
+            code = self._proc.returncode
+            self._proc = None
+            raise BrokerError(f"tansu exited with code {code}" + (f"; see {self.log_path}" if self.log_path else ""))
         return self
 
     def running(self) -> bool:

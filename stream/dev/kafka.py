@@ -26,7 +26,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from stream.dev.broker import free_port
+from stream.dev.broker import ensure_port_free, free_port
 from stream.errors import BrokerError
 
 __all__ = ["DEFAULT_LIBS", "KafkaCluster", "KafkaNode", "kafka_libs"]
@@ -228,6 +228,8 @@ class KafkaCluster:
         return ",".join(n.address for n in self.nodes)
 
     def start(self, timeout: float = 90.0) -> KafkaCluster:
+        for node in self.nodes:
+            ensure_port_free(node.host, node.port)
         voters = ",".join(f"{n.node_id}@{n.host}:{n.controller_port}" for n in self.nodes)
         for node in self.nodes:
             node.write_config(voters, self.replication, self.min_isr)

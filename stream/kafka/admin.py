@@ -31,21 +31,51 @@ def external_topics(settings: Settings) -> list[str]:
     ]
 
 
+def _admin_config(settings: Settings) -> dict[str, Any]:
+    return {**settings.kafka_client_config(), "logger": _quiet}
+
+
+def connect_timeout(settings: Settings) -> float:
+    """How long a command waits for a first answer from Kafka: ``kafka_connect_timeout_s``,
+    or ``broker_unreachable_exit_s`` when that is shorter (and not 0, "never")."""
+    limits = [settings.kafka_connect_timeout_s, settings.broker_unreachable_exit_s]
+    return max(0.5, min(t for t in limits if t > 0) if any(t > 0 for t in limits) else 10.0)
+
+
+def unreachable(settings: Settings, waited: float) -> BrokerUnreachable:
+    """The one error every command gives when nothing answers at the bootstrap address."""
+    return BrokerUnreachable(
+        f"cannot reach Kafka at {settings.kafka_bootstrap} (tried for {waited:.0f} s; kafka_connect_timeout_s). "
+        "Is a broker running there? `kuntur broker` starts one; --bootstrap HOST:PORT points elsewhere"
+    )
+
+
+def metadata(settings: Settings, timeout: float | None = None) -> Any:
+    """The cluster's metadata (all topics), or :class:`BrokerUnreachable` within ``timeout``
+    (default :func:`connect_timeout`). The client's own retry lines are kept quiet."""
+    wait = connect_timeout(settings) if timeout is None else timeout
+    admin = AdminClient(_admin_config(settings))
+    try:
+        meta = admin.list_topics(timeout=wait)
+    except Exception as exc:  # KafkaException: transport failure, timeout, authentication
+        raise unreachable(settings, wait) from exc
+    if not meta.brokers:
+        raise unreachable(settings, wait)
+    return meta
+
+
+def check_reachable(settings: Settings, timeout: float | None = None) -> None:
+    """Fail fast, with one readable line, when no broker answers (before a command does work)."""
+    metadata(settings, timeout)
+
+
 def ensure_topics(settings: Settings, timeout: float = 30.0, reach_timeout: float | None = None) -> int:
     """Create missing topics; return the partition count every Kuntur topic must use.
 
-    No broker answering within ``reach_timeout`` (default ``broker_unreachable_exit_s``,
-    at least ``timeout`` when that is 0) raises :class:`BrokerUnreachable`."""
-    config: dict[str, Any] = {**settings.kafka_client_config(), "logger": _quiet}
-    admin = AdminClient(config)
-    wait = reach_timeout if reach_timeout is not None else (settings.broker_unreachable_exit_s or timeout)
-    try:
-        meta = admin.list_topics(timeout=wait)
-    except Exception as exc:  # KafkaException carries librdkafka's reason
-        raise BrokerUnreachable(
-            f"no Kafka broker answered at {settings.kafka_bootstrap} within {wait:g}s "
-            f"(broker_unreachable_exit_s): {exc}"
-        ) from exc
+    No broker answering within ``reach_timeout`` (default :func:`connect_timeout`) raises
+    :class:`BrokerUnreachable`."""
+    meta = metadata(settings, reach_timeout)
+    admin = AdminClient(_admin_config(settings))
     existing = {name: len(t.partitions) for name, t in meta.topics.items() if not t.error}
     partitions = existing.get(settings.topic_transactions, settings.partitions)
     missing = [t for t in external_topics(settings) if t not in existing]

@@ -53,5 +53,11 @@ def build_alert(
         "rules": rules,
         "features": features,
         "amount": tx.amount,
+        "currency": tx.currency,
         "merchant_id": tx.merchant_id,
+        "merchant_category": tx.merchant_category,
+        "channel": tx.channel,
+        "transaction_type": tx.transaction_type,
+        "latitude": tx.latitude,
+        "longitude": tx.longitude,
     }
