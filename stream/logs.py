@@ -90,9 +90,19 @@ def logging_config(log_format: str, level: str) -> dict[str, Any] | None:
     }
 
 
+#: Libraries whose info lines (Faust's service start-up, subscription and recovery tables) are
+#: debug detail for a Kuntur operator: at ``info`` they show warnings and errors only.
+QUIET_AT_INFO = ("faust", "mode", "aiokafka", "kafka")
+
+
 def configure_logging(log_format: str, level: str) -> dict[str, Any] | None:
-    """Set up logging before Faust does (so start-up lines are kept); returns the config for Faust."""
+    """Set up logging before Faust does (so start-up lines are kept); returns the config for Faust.
+
+    Below ``debug``, the libraries of :data:`QUIET_AT_INFO` log warnings and errors only (their
+    loggers keep these levels through Faust's own logging set-up, which configures the root)."""
     logging.captureWarnings(True)
+    for name in QUIET_AT_INFO:
+        logging.getLogger(name).setLevel(logging.NOTSET if level.lower() == "debug" else logging.WARNING)
     config = logging_config(log_format, level)
     if config is None:
         logging.basicConfig(level=level.upper(), format=_TEXT_FORMAT, force=True)

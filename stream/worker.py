@@ -61,7 +61,60 @@ def build_worker(settings: Settings) -> Kuntur:
     metrics.alert_budget.set(settings.alert_budget_ratio)
     kuntur = create_app(settings, Pipeline(settings, detector), metrics, partitions, key)
     watch_consumer_lag(kuntur.app, metrics)
+    for line in start_lines(settings, detector):
+        log.info("%s", line)
+    watch_warm_up(kuntur.app, detector)
     return kuntur
+
+
+def start_lines(settings: Settings, detector: Detector) -> list[str]:
+    """What a person starting a worker needs to know, in one or two log lines."""
+    model = detector.model
+    lines = [
+        f"worker starting: model {model.name} (version {model.version}, {model.examples_seen} examples seen), "
+        f"threshold {detector.threshold:g}, Kafka {settings.kafka_bootstrap}, "
+        f"metrics http://{settings.web_host}:{settings.web_port}/metrics, data {Path(settings.data_dir).resolve()}"
+    ]
+    if not detector.warm:
+        genuine = model.examples_seen - model.frauds_seen
+        lines.append(
+            f"fresh model: alerts are rule-only until it has learned {detector.warmup_genuine} genuine examples "
+            f"({genuine} so far; a transaction teaches 'genuine' {settings.label_horizon_s / 3600:g} h of event "
+            "time after it happened, unless a fraud label came first). Skip the warm-up with a model trained on "
+            "history: README, 'The model's warm-up'"
+        )
+    return lines
+
+
+class WarmUp:
+    """Says once, when it happens, that the model's own score has started to alert."""
+
+    def __init__(self, detector: Detector) -> None:
+        self.detector = detector
+        self.announced = detector.warm
+
+    def check(self) -> str | None:
+        if self.announced or not self.detector.warm:
+            return None
+        self.announced = True
+        model = self.detector.model
+        return (
+            f"model alerting: {model.version} has learned {model.examples_seen - model.frauds_seen} genuine "
+            f"examples ({model.frauds_seen} frauds); scores >= {self.detector.threshold:g} now alert"
+        )
+
+
+def watch_warm_up(app: faust.App, detector: Detector, interval: float = 2.0) -> None:
+    """Log :class:`WarmUp`'s line from a timer on the worker's event loop."""
+    warm_up = WarmUp(detector)
+    if warm_up.announced:
+        return
+
+    @app.timer(interval=interval)
+    async def model_warm_up() -> None:
+        line = warm_up.check()
+        if line:
+            log.info("%s", line)
 
 
 def on_stop_signal(kuntur: Kuntur) -> None:
