@@ -50,14 +50,52 @@ def unreachable(settings: Settings, waited: float) -> BrokerUnreachable:
     )
 
 
+class _Collected(logging.Handler):
+    """librdkafka's log lines and error callbacks of one client, kept instead of printed."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.texts: list[str] = []
+        self.logger = logging.Logger("kuntur.admin-client.probe")
+        self.logger.addHandler(self)
+        self.logger.propagate = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.texts.append(record.getMessage())
+
+    def add(self, error: Any) -> None:
+        self.texts.append(str(error))
+
+
+def refused(settings: Settings, reason: str) -> BrokerError:
+    """The error for a broker that answers but refuses us (credentials, TLS)."""
+    user = settings.kafka_sasl_username or "(none)"
+    return BrokerError(
+        f"Kafka at {settings.kafka_bootstrap} refused the connection: {reason} "
+        f"(protocol {settings.kafka_security_protocol}, mechanism {settings.kafka_sasl_mechanism or '-'}, "
+        f"user {user}). Check KUNTUR_KAFKA_SASL_USERNAME/PASSWORD and KUNTUR_KAFKA_SSL_CAFILE"
+    )
+
+
 def metadata(settings: Settings, timeout: float | None = None) -> Any:
-    """The cluster's metadata (all topics), or :class:`BrokerUnreachable` within ``timeout``
-    (default :func:`connect_timeout`). The client's own retry lines are kept quiet."""
+    """The cluster's metadata (all topics), or within ``timeout`` (default :func:`connect_timeout`)
+    :class:`BrokerUnreachable` when nothing answers and :class:`BrokerError` naming the reason
+    when the broker refuses the credentials or the TLS handshake. The client's own retry
+    lines are kept quiet."""
     wait = connect_timeout(settings) if timeout is None else timeout
-    admin = AdminClient(_admin_config(settings))
+    errors = _Collected()
+    config: dict[str, Any] = {**_admin_config(settings), "logger": errors.logger, "error_cb": errors.add}
+    admin = AdminClient(config)
     try:
         meta = admin.list_topics(timeout=wait)
     except Exception as exc:  # KafkaException: transport failure, timeout, authentication
+        admin.poll(0)  # serve the error callbacks
+        for text in errors.texts:
+            low = text.lower()
+            if "authentication" in low:
+                raise refused(settings, "SASL authentication failed") from exc
+            if "ssl handshake failed" in low or "certificate verify failed" in low:
+                raise refused(settings, "the TLS handshake failed (certificate or host name not trusted)") from exc
         raise unreachable(settings, wait) from exc
     if not meta.brokers:
         raise unreachable(settings, wait)

@@ -199,3 +199,17 @@ def test_a_plaintext_client_and_wrong_credentials_are_refused(secure_settings):
     wrong = secure_settings.replace(kafka_sasl_password="not-the-password")
     with pytest.raises(Exception):  # noqa: B017
         client(wrong).list_topics(timeout=10)
+
+
+def test_wrong_credentials_give_one_clear_error_within_seconds(secure_settings):
+    env = {**worker_env(secure_settings), "KUNTUR_KAFKA_SASL_PASSWORD": "not-the-password"}
+    began = time.monotonic()
+    done = kuntur(env, "worker", timeout=60)
+    seconds = time.monotonic() - began
+    output = done.stdout.decode() + done.stderr.decode()
+    assert done.returncode != 0, output
+    assert "refused the connection: SASL authentication failed" in output, output[-2000:]
+    assert "Traceback" not in output and "not-the-password" not in output
+    assert seconds < 20, seconds
+    tool = kuntur(env, "alerts", "--limit", "1", timeout=60)
+    assert tool.returncode != 0 and "SASL authentication failed" in tool.stderr.decode()
