@@ -132,7 +132,8 @@ def sim_events(n: int, seed: int) -> tuple[list[dict], list[dict]]:
 
 
 def test_real_prometheus_scrapes_a_worker_under_simulator_traffic(settings, start_worker, start_prometheus):
-    settings = settings.replace(log_format="json", checkpoint_interval_s=2.0)
+    # debug: Faust's own lines (debug detail at info) are in the output too, and must be JSON as well
+    settings = settings.replace(log_format="json", log_level="debug", checkpoint_interval_s=2.0)
     worker = start_worker(settings)
     prom = start_prometheus([f"127.0.0.1:{settings.web_port}"])
 
