@@ -13,8 +13,6 @@ computed, under the same label-arrival rule, so the rows compare like with like.
 from __future__ import annotations
 
 import argparse
-import csv
-import gzip
 import pickle
 import resource
 import sys
@@ -33,6 +31,7 @@ from features.catalogue import FEATURE_NAMES
 from models.detector import Detector
 from offline.backtest.cli_args import SmoteFlag, add_history_arguments, budgets
 from offline.backtest.history import History, LabelRule, events, label_rule, load_history, parse_columns, parse_duration
+from offline.backtest.scores import scores_format, write_scores
 from offline.errors import HistoryError
 from offline.progress import Progress
 from stream.pipeline.runner import Runner
@@ -339,7 +338,7 @@ def evaluate(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     if args.json:
         Path(args.json).write_bytes(orjson.dumps(out, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY))
     if args.scores_out:
-        write_scores(args.scores_out, history, online)
+        write_scores(args.scores_out, history, online.scores, online.alerts)
     if args.report:
         from offline.backtest.report import ReportRun, write_report
 
@@ -349,65 +348,6 @@ def evaluate(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
         ]
         write_report(args.report, report_runs, title=f"Kuntur backtest — {Path(args.file).name}", meta=meta)
     return out
-
-
-SCORE_FORMATS = (".csv", ".csv.gz", ".parquet")
-_SCORE_COLUMNS = ("transaction_id", "account_id", "event_time", "score", "alert", "label")
-
-
-def scores_format(path: str | Path) -> str:
-    """The format ``--scores-out`` writes, from the file's extension (:class:`HistoryError`
-    for any other: a file named ``.parquet`` must not hold CSV).
-
-    >>> scores_format("s.CSV.GZ"), scores_format("s.parquet")
-    ('.csv.gz', '.parquet')
-    """
-    name = Path(path).name.lower()
-    for ext in (".csv.gz", ".csv", ".parquet"):
-        if name.endswith(ext):
-            return ext
-    raise HistoryError(f"--scores-out {path}: unknown extension; use one of {', '.join(SCORE_FORMATS)}")
-
-
-def write_scores(path: str | Path, history: History, online: OnlineRun) -> int:
-    """One row per transaction: transaction_id, account_id, event_time, score, alert, label,
-    as CSV, gzip-compressed CSV or Parquet by the extension of ``path``."""
-    path = Path(path)
-    fmt = scores_format(path)
-    if fmt == ".parquet":
-        try:
-            import pyarrow as pa
-            import pyarrow.parquet as pq
-        except ImportError:
-            raise HistoryError("writing Parquet needs pyarrow: pip install 'kuntur[eval]'") from None
-        txs = history.transactions
-        table = pa.table({
-            "transaction_id": [tx.transaction_id for tx in txs],
-            "account_id": [tx.account_id for tx in txs],
-            "event_time": pa.array(np.array([tx.ts for tx in txs]) * 1e6, pa.float64()).cast(pa.int64())
-            .cast(pa.timestamp("us", tz="UTC")),
-            "score": pa.array(online.scores, pa.float64(), mask=np.isnan(online.scores)),
-            "alert": pa.array(online.alerts, pa.bool_()),
-            "label": pa.array(history.labels, pa.float64(), mask=np.isnan(history.labels)).cast(pa.int8()),
-        })
-        pq.write_table(table, path, compression="zstd")
-        return len(txs)
-    n = 0
-    opener = gzip.open if fmt == ".csv.gz" else open
-    with opener(path, "wt", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
-        w.writerow(_SCORE_COLUMNS)
-        for tx, s, a, y in zip(history.transactions, online.scores, online.alerts, history.labels, strict=True):
-            w.writerow([
-                tx.transaction_id,
-                tx.account_id,
-                datetime.fromtimestamp(tx.ts, tz=UTC).isoformat(),
-                "" if s != s else f"{s:.6f}",
-                int(a),
-                "" if y != y else int(y),
-            ])
-            n += 1
-    return n
 
 
 def print_summary(out: dict[str, Any]) -> None:
