@@ -215,7 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="first the alerts already on the topic, oldest first (event time), then new ones",
     )
     p.add_argument("--json", action="store_true", help="print the raw alert JSON, one per line")
-    p.add_argument("--limit", type=_non_negative_int, default=0, help="stop after N alerts (0 = follow forever)")
+    p.add_argument("--limit", type=non_negative_int, default=0, help="stop after N alerts (0 = follow forever)")
     p.set_defaults(func=_cmd_alerts)
 
     p = sub.add_parser(
@@ -261,7 +261,8 @@ def _add_global_options(group: argparse._ArgumentGroup, default: object = argpar
     )
 
 
-def _non_negative_int(text: str) -> int:
+def non_negative_int(text: str) -> int:
+    """An argparse type: a whole number >= 0."""
     try:
         value = int(text)
     except ValueError:

@@ -160,32 +160,27 @@ def expiring_table(
     app: faust.App, name: str, partitions: int, decode: Callable[[bytes], Any], is_expired: Callable[..., bool]
 ) -> ExpiringTable:
     """A table of ``str`` keys (json codec) and compact ``bytes`` states (raw codec)."""
-    table = ExpiringTable(
-        app,
-        decode=decode,
-        is_expired=is_expired,
-        name=name,
-        default=None,
-        beacon=app.tables.beacon,
-        partitions=partitions,
-        key_type=str,
-        value_type=bytes,
-    )
-    app.tables.add(table)
+    table = _add(app, ExpiringTable, name, partitions, decode=decode, is_expired=is_expired)
+    assert isinstance(table, ExpiringTable)
     return table
 
 
 def changelog_table(app: faust.App, name: str, partitions: int) -> ChangelogTable:
     """A table of ``str`` keys (json codec) and ``bytes`` values (raw codec) that only its
     owner's logic deletes from (the learning state: :mod:`models.pending`, deferred labels)."""
-    table = ChangelogTable(
+    return _add(app, ChangelogTable, name, partitions)
+
+
+def _add(app: faust.App, cls: type[ChangelogTable], name: str, partitions: int, **extra: Any) -> ChangelogTable:
+    table = cls(
         app,
         name=name,
         default=None,
         beacon=app.tables.beacon,
         partitions=partitions,
-        key_type=str,
-        value_type=bytes,
+        key_type=str,  # -> json codec
+        value_type=bytes,  # -> raw codec: states are already compact bytes
+        **extra,
     )
     app.tables.add(table)
     return table

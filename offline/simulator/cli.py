@@ -16,6 +16,7 @@ from offline.simulator.generator import generate
 from offline.simulator.output import output_format, produce, write_file
 from offline.simulator.schema import MAX_FRAUD_RATE, SimConfig
 from offline.timefmt import LIMA
+from stream.cli import non_negative_int
 
 __all__ = ["register", "run_simulate"]
 
@@ -58,16 +59,6 @@ def _merchant_count(text: str) -> int:
     value = _positive_int(text)
     if value < 20:
         raise argparse.ArgumentTypeError(f"must be >= 20 (one per category), got {value}")
-    return value
-
-
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
     return value
 
 
@@ -143,7 +134,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "default accounts/10, at least 20",
     )  # fmt: skip
     p.add_argument(
-        "--seed", type=_seed, default=SimConfig.seed, metavar="N",
+        "--seed", type=non_negative_int, default=SimConfig.seed, metavar="N",
         help=f"random seed: the same seed gives the same traffic (default {SimConfig.seed})",
     )  # fmt: skip
     p.add_argument(
