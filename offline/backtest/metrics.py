@@ -123,6 +123,18 @@ def _group_order(d: np.ndarray, a: np.ndarray) -> np.ndarray:
     return np.argsort((d - d.min()) * a_span + (a - a.min()))
 
 
+def _daily_inputs(day: Any, account: Any, y: Any, s: Any, k: int) -> tuple[np.ndarray, ...]:
+    """The per-day metrics' inputs as arrays of one length (``ValueError`` otherwise)."""
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    d = np.asarray(day, dtype=np.int64).ravel()
+    a = np.asarray(account, dtype=np.int64).ravel()
+    yb, sf = _as_bool(y), _as_scores(s)
+    if not (len(d) == len(a) == len(yb) == len(sf)):
+        raise ValueError("day, account, y and s must have the same length")
+    return d, a, yb, sf
+
+
 def daily_precision_at_k(day: Any, account: Any, y: Any, s: Any, k: int) -> tuple[list[dict[str, Any]], float]:
     """Daily precision of the top-k accounts by score, and its mean over days.
 
@@ -142,13 +154,7 @@ def daily_precision_at_k(day: Any, account: Any, y: Any, s: Any, k: int) -> tupl
     >>> [(r["day"], r["precision"]) for r in rows], mean
     ([('1970-01-01', 0.5), ('1970-01-02', 0.0)], 0.25)
     """
-    if k < 1:
-        raise ValueError(f"k must be >= 1, got {k}")
-    d = np.asarray(day, dtype=np.int64).ravel()
-    a = np.asarray(account, dtype=np.int64).ravel()
-    yb, sf = _as_bool(y), _as_scores(s)
-    if not (len(d) == len(a) == len(yb) == len(sf)):
-        raise ValueError("day, account, y and s must have the same length")
+    d, a, yb, sf = _daily_inputs(day, account, y, s, k)
     if not len(d):
         return [], float("nan")
 
@@ -203,13 +209,7 @@ def card_precision_at_k(day: Any, account: Any, y: Any, s: Any, k: int) -> tuple
     >>> card_precision_at_k([0, 0, 1, 1], [1, 2, 1, 2], [1, 0, 1, 1], [0.9, 0.5, 0.9, 0.1], k=1)
     ([1.0, 1.0], 1.0)
     """
-    if k < 1:
-        raise ValueError(f"k must be >= 1, got {k}")
-    d = np.asarray(day, dtype=np.int64).ravel()
-    a = np.asarray(account, dtype=np.int64).ravel()
-    yb, sf = _as_bool(y), _as_scores(s)
-    if not (len(d) == len(a) == len(yb) == len(sf)):
-        raise ValueError("day, account, y and s must have the same length")
+    d, a, yb, sf = _daily_inputs(day, account, y, s, k)
     if not len(d):
         return [], float("nan")
     order = np.lexsort((a, d))
