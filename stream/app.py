@@ -29,6 +29,7 @@ from typing import Any
 import faust
 
 from config.settings import Settings
+from models.shared import SharedModel
 from features.account import AccountState
 from features.account import is_expired as account_expired
 from features.merchant import MerchantState
@@ -37,6 +38,7 @@ from stream.agents import Handlers, Sends, message_of
 from stream.batching import app_options, batches, freeze_heap
 from stream.health import EXIT_BROKER_UNREACHABLE, BrokerWatch, install_repeat_filter
 from stream.kafka.security import broker_credentials
+from stream.learning import SnapshotPublisher, TrainingReader, training_topic
 from stream.metrics import Metrics
 from stream.pipeline.deferred import DeferredLabels
 from stream.pipeline.emits import Stage
@@ -64,11 +66,16 @@ class Kuntur:
     checkpoint_path: str
     checkpointer: Checkpointer
     watch: BrokerWatch
+    shared: SharedModel | None = None
 
 
-def create_app(settings: Settings, pipeline: Pipeline, metrics: Metrics, partitions: int, key: bytes) -> Kuntur:
+def create_app(
+    settings: Settings, pipeline: Pipeline, metrics: Metrics, partitions: int, key: bytes,
+    shared: SharedModel | None = None,
+) -> Kuntur:
     """Build the Faust app. ``partitions`` must equal the transactions topic's count;
-    ``key`` signs the model checkpoints."""
+    ``key`` signs the model checkpoints; ``shared``: the shared model (already caught up
+    with the training log, :mod:`stream.learning`), or None for a model learned locally."""
     s = settings
     app = faust.App(
         s.app_id,
@@ -100,7 +107,7 @@ def create_app(settings: Settings, pipeline: Pipeline, metrics: Metrics, partiti
     internal_names = {stage: topic.get_topic_name() for stage, topic in internal.items()}
     # The version suffix changes whenever the state layout does: old state is never misread.
     tables: dict[str, ExpiringTable] = {
-        "accounts": expiring_table(app, "accounts-v2", partitions, AccountState.from_bytes, account_expired),
+        "accounts": expiring_table(app, "accounts-v3", partitions, AccountState.from_bytes, account_expired),
         "merchants": expiring_table(app, "merchants-v1", partitions, MerchantState.from_bytes, merchant_expired),
     }
     # The score stage's learning state, on the account's partition (co-partitioned with the
@@ -114,7 +121,7 @@ def create_app(settings: Settings, pipeline: Pipeline, metrics: Metrics, partiti
         log.info("%d pending transactions from the local checkpoint ignored: table pending-v1 holds them", dropped)
     pipeline.score.deferred = DeferredLabels(learning["deferred"].states, track_changes=True)
     changelogged: dict[str, ChangelogTable] = {**tables, **learning}
-    handlers = Handlers(s, pipeline, metrics, partitions)
+    handlers = Handlers(s, pipeline, metrics, partitions, shared, training_topic(s))
     failures = SendFailures(metrics.send_failures)
     for table in changelogged.values():
         table.send_failures = failures
@@ -171,9 +178,25 @@ def create_app(settings: Settings, pipeline: Pipeline, metrics: Metrics, partiti
 
     learning["pending"].on_recover(reindex_learning_state)
 
-    gauges = Gauges(pipeline, metrics, {name: t.data for name, t in tables.items()})
+    gauges = Gauges(pipeline, metrics, {name: t.data for name, t in tables.items()}, shared)
     checkpoint_path = f"{s.data_dir}/model.ckpt"
-    checkpointer = Checkpointer(pipeline, metrics, checkpoint_path, key, on_saved=gauges.refresh)
+    checkpointer = Checkpointer(pipeline, metrics, checkpoint_path, key, on_saved=gauges.refresh, shared=shared)
+    publisher = SnapshotPublisher(s) if shared is not None else None
+
+    def checkpoint(force: bool = False) -> None:
+        """The local checkpoint and, with a shared model, its snapshot on the model topic."""
+        if checkpointer.checkpoint(force) and publisher is not None:
+            publisher.publish(checkpointer.snapshot())
+
+    if shared is not None:
+        reader = TrainingReader(s, shared)
+
+        @app.task
+        async def read_training_log() -> None:
+            """Every worker reads the whole training log into its agreed model."""
+            while True:
+                if reader.poll() == 0:
+                    await asyncio.sleep(0.005)
 
     @app.task
     async def freeze_startup_heap() -> None:
@@ -185,7 +208,7 @@ def create_app(settings: Settings, pipeline: Pipeline, metrics: Metrics, partiti
 
     @app.timer(interval=max(1.0, s.checkpoint_interval_s))
     async def periodic_checkpoint() -> None:
-        checkpointer.checkpoint()
+        checkpoint()
 
     @app.timer(interval=max(0.5, s.state_sweep_interval_s))
     async def expire_state() -> None:
@@ -203,7 +226,9 @@ def create_app(settings: Settings, pipeline: Pipeline, metrics: Metrics, partiti
 
     @app.on_before_shutdown.connect  # type: ignore[arg-type]  # Faust's stub wants a keyword-only ``signal``
     async def final_checkpoint(sender: Any, **kwargs: Any) -> None:
-        checkpointer.checkpoint(force=True)
+        checkpoint(force=True)
+        if publisher is not None:
+            publisher.flush(SHUTDOWN_FLUSH_S)
         try:
             await asyncio.wait_for(seal_changelogs(), timeout=SHUTDOWN_FLUSH_S)
         except TimeoutError:
@@ -239,5 +264,5 @@ def create_app(settings: Settings, pipeline: Pipeline, metrics: Metrics, partiti
     add_views(app, metrics, gauges.refresh, lambda: watch.up)
     return Kuntur(
         app=app, settings=s, pipeline=pipeline, metrics=metrics, checkpoint_path=checkpoint_path,
-        checkpointer=checkpointer, watch=watch,
+        checkpointer=checkpointer, watch=watch, shared=shared,
     )

@@ -19,20 +19,25 @@ prints them all). What they have in common:
 
 Special events:
 
-* *duplicate* -- the transaction id is among the last 12 ids seen: the state is returned
-  unchanged and the features are computed against it (not counted a second time). Ids
-  are forgotten once the newest event moves more than ``late_tolerance_s`` past them:
+* *duplicate* -- the transaction id is in the account's id memory: the state is returned
+  unchanged and the features are computed against it (not counted a second time). The
+  memory holds a 64-bit hash of the id of every transaction whose event time is within
+  ``late_tolerance_s`` of the newest event, however many came in between (at most
+  ``MAX_IDS`` = 1,024; beyond that the oldest are forgotten, ``AccountUpdate.ids_dropped``).
+  Ids are forgotten once the newest event moves more than ``late_tolerance_s`` past them:
   a redelivery of an event that old is late, so it is not counted either.
 * *late* -- more than ``late_tolerance_s`` behind the newest event: windows, memories and
-  location are not updated (only its id is remembered, so a redelivery reads as a
-  duplicate); features are computed against the current windows, which do not contain it.
+  location are not updated (only its id is remembered, for one tolerance past the newest
+  event time it came at, so a redelivery reads as a duplicate); features are computed
+  against the current windows, which do not contain it.
 * *idle* -- an account idle for more than ``ttl_s`` starts again from empty state.
 
 State is stored as bytes (:meth:`AccountState.to_bytes`, a version byte first): at most
-:data:`MAX_ENCODED_SIZE` (1158) bytes whatever the activity, about 330 for an account
-with a transaction a day. The modules: ``layout`` (tile levels and memories), ``codec``
-(the byte layout and :data:`STATE_VERSION`), ``state`` (:class:`AccountState`) and
-``update`` (:func:`update_account`).
+1,111 bytes plus 12 per remembered id (k transactions inside the tolerance: 1,111 + 12 k),
+so at most :data:`MAX_ENCODED_SIZE` (13,399) bytes whatever the activity; about 335 for an
+account with a transaction a day. The modules: ``layout`` (tile levels and memories),
+``codec`` (the byte layout and :data:`STATE_VERSION`), ``ids`` (the id memory), ``state``
+(:class:`AccountState`) and ``update`` (:func:`update_account`).
 
 >>> from features.transaction import Transaction
 >>> u = update_account(None, Transaction("t1", "a1", ts=1_700_000_000.0, amount=25.0))

@@ -1,7 +1,8 @@
 """The byte layout of :class:`~features.account.state.AccountState` (little-endian).
 
-Layout: version u8, last_ts f64, flags u8, [lat, lon, geo_ts f64], four hash memories
-(count u8 + uint32 each: ids, merchants, devices, IPs), the merchants' counts (uint16)
+Layout: version u8, last_ts f64, flags u8, [lat, lon, geo_ts f64], the id memory (count
+u16, then that many uint64 id hashes and uint32 seconds, oldest second first), three hash
+memories (count u8 + uint32 each: merchants, devices, IPs), the merchants' counts (uint16)
 and latest seconds (uint32), the category memory (count u8, uint32 hashes, uint16
 counts), the three tile levels (see
 :func:`_pack_level`), then a u8 bitmap of the non-empty window caches (1h, 24h, 7d,
@@ -33,10 +34,10 @@ from features.definitions import SMALL_AMOUNT
 from features.errors import StateDecodeError
 from features.windows import Cache, TileLevel, bit_positions, gather, le_bytes, positions_bitmap, structs
 
-__all__ = ["MAX_ENCODED_SIZE", "STATE_VERSION", "decode", "encode"]
+__all__ = ["ID_BYTES", "MAX_ENCODED_SIZE", "STATE_VERSION", "decode", "encode"]
 
 #: Layout version: the first byte of the encoding.
-STATE_VERSION = 2
+STATE_VERSION = 3
 
 _U16_MAX = 65535
 _HEAD = struct.Struct("<BdB")
@@ -49,6 +50,8 @@ _FLAG_GEO = 1
 _CACHE5 = struct.Struct("<fddff")
 _CACHE4 = struct.Struct("<fddf")
 _MEMORY = structs("B%dI", 16)
+_ID_COUNT = struct.Struct("<H")
+_IDS = structs("%dQ%dI", MAX_IDS)
 _MERCHANT_EXTRA = structs("%dH%dI", MAX_MERCHANTS)
 _CATEGORIES = structs("B%dI%dH", MAX_CATEGORIES)
 _FLOATS = structs("%df", N3)
@@ -71,16 +74,20 @@ Fields = tuple[
     tuple[int, ...],
     tuple[int, ...],
     tuple[int, ...],
+    tuple[int, ...],
 ]
 
 
 def encode(state: Fields) -> bytes:
     """The versioned little-endian encoding of ``state`` (≤ :data:`MAX_ENCODED_SIZE` bytes)."""
-    last_ts, tiles, caches, ids, merchants, devices, ips, geo, m_counts, m_seen, categories, c_counts = state
+    last_ts, tiles, caches, ids, merchants, devices, ips, geo, m_counts, m_seen, categories, c_counts, id_seen = state
     parts = [_HEAD.pack(STATE_VERSION, last_ts, _FLAG_GEO if geo else 0)]
     if geo is not None:
         parts.append(_GEO.pack(*geo))
-    for memory in (ids, merchants, devices, ips):
+    parts.append(_ID_COUNT.pack(len(ids)))
+    if ids:
+        parts.append(_IDS[len(ids)].pack(*ids, *id_seen))
+    for memory in (merchants, devices, ips):
         parts.append(_MEMORY[len(memory)].pack(len(memory), *memory))
     parts.append(_MERCHANT_EXTRA[len(merchants)].pack(*m_counts, *m_seen))
     parts.append(_CATEGORIES[len(categories)].pack(len(categories), *categories, *c_counts))
@@ -111,15 +118,25 @@ def decode(data: bytes) -> Fields:
         if flags & _FLAG_GEO:
             geo = _GEO.unpack_from(data, pos)
             pos += _GEO.size
+        (n,) = _ID_COUNT.unpack_from(data, pos)
+        pos += _ID_COUNT.size
+        if n > MAX_IDS:
+            raise StateDecodeError(f"account state id memory of {n} ids exceeds {MAX_IDS}")
+        ids: tuple[int, ...] = ()
+        id_seen: tuple[int, ...] = ()
+        if n:
+            both = _IDS[n].unpack_from(data, pos)
+            pos += _IDS[n].size
+            ids, id_seen = both[:n], both[n:]
         memories = []
-        for capacity in (MAX_IDS, MAX_MERCHANTS, MAX_DEVICES, MAX_IPS):
+        for capacity in (MAX_MERCHANTS, MAX_DEVICES, MAX_IPS):
             n = data[pos]
             if n > capacity:
                 raise StateDecodeError(f"account state memory of {n} hashes exceeds {capacity}")
             layout = _MEMORY[n]
             memories.append(layout.unpack_from(data, pos)[1:])
             pos += layout.size
-        m = len(memories[1])
+        m = len(memories[0])
         extra = _MERCHANT_EXTRA[m].unpack_from(data, pos)
         pos += _MERCHANT_EXTRA[m].size
         m_counts, m_seen = extra[:m], extra[m:]
@@ -148,11 +165,11 @@ def decode(data: bytes) -> Fields:
         raise StateDecodeError(f"account state truncated: {len(data)} bytes do not hold a whole state") from None
     if pos != len(data):
         raise StateDecodeError(f"account state has {len(data) - pos} unexpected trailing bytes")
-    ids, merchants, devices, ips = memories
+    merchants, devices, ips = memories
     c1, c24, c7, c30 = caches
     return (
         last_ts, tiles, ((c1,), (c24,), (c7, c30)), ids, merchants, devices, ips, geo,
-        m_counts, m_seen, categories, c_counts,
+        m_counts, m_seen, categories, c_counts, id_seen,
     )
 
 
@@ -230,12 +247,19 @@ def _unpack_level(data: bytes, pos: int, tiles: array[float], level: TileLevel) 
     return pos
 
 
+#: Bytes per remembered transaction id: its uint64 hash and uint32 second.
+ID_BYTES = 12
+
 #: Upper bound of ``len(AccountState.to_bytes())``: every memory full, every tile multi.
+#: The id memory is 2 + 12 bytes per id inside the lateness tolerance (``ID_BYTES``),
+#: at most ``MAX_IDS``; the rest is at most 1,109 bytes.
 MAX_ENCODED_SIZE = (
     _HEAD.size
     + _GEO.size
-    + 4  # memory lengths
-    + 4 * (MAX_IDS + MAX_MERCHANTS + MAX_DEVICES + MAX_IPS)
+    + _ID_COUNT.size
+    + ID_BYTES * MAX_IDS
+    + 3  # hash memory lengths
+    + 4 * (MAX_MERCHANTS + MAX_DEVICES + MAX_IPS)
     + 6 * MAX_MERCHANTS
     + 1
     + 6 * MAX_CATEGORIES

@@ -3,7 +3,9 @@
 The three tile levels live in one flat float32 array, row-major (see
 :class:`~features.windows.TileLevel`). Columns: count, sum, sum of squares, max, and at
 the 10-minute level the count of small amounts as well. The day level serves the 7d and
-30d windows. The hash memories keep the last transaction ids, merchants (with a count and the latest
+30d windows. The id memory keeps a 64-bit hash of every transaction id whose event time is
+within the lateness tolerance of the account's newest event (with its whole second), at most
+:data:`MAX_IDS`; the hash memories keep the last merchants (with a count and the latest
 second each), devices, IPs and merchant categories (with a count each).
 Changing anything here changes the byte layout: bump ``codec.STATE_VERSION``.
 """
@@ -16,8 +18,10 @@ from features.windows import DAY_S, WINDOWS, TileLevel, zeros
 __all__ = ["DEFAULT_TTL_S", "MAX_CATEGORIES", "MAX_DEVICES", "MAX_IDS", "MAX_IPS", "MAX_MERCHANTS"]
 
 DEFAULT_TTL_S = 35 * DAY_S
-#: Transaction ids remembered to recognise a redelivery (a duplicate).
-MAX_IDS = 12
+#: Hard cap of the id memory (transaction ids remembered to recognise a redelivery): an
+#: account with more transactions than this inside the lateness tolerance forgets the oldest
+#: (counted: ``AccountUpdate.ids_dropped``). 1,024 in the default hour is one every 3.5 s.
+MAX_IDS = 1024
 
 W1, N1 = WINDOWS["1h"].tile_s, WINDOWS["1h"].tiles
 W2, N2 = WINDOWS["24h"].tile_s, WINDOWS["24h"].tiles

@@ -20,7 +20,11 @@ class AccountState(NamedTuple):
     (:class:`~features.windows.TileLevel`: count, sum, sum of squares, max, plus the
     small-amount count at the 10-minute level) ending at the tiles of ``last_ts``;
     ``caches`` are the windows' totals over their older tiles, kept incrementally and
-    encoded with the tiles (1h, 24h, then 7d and 30d; see ``TileLevel``). The hash
+    encoded with the tiles (1h, 24h, then 7d and 30d; see ``TileLevel``). ``ids`` holds
+    the uint64 hashes of the transaction ids seen whose event time (a late event's: the
+    newest event time when it came) is within the lateness tolerance of ``last_ts``, and
+    ``id_seen`` that time as a whole second, in ascending order (see
+    :func:`~features.account.update.update_account`). The other hash
     memories are tuples of uint32, newest last; the merchant memory also keeps, per
     merchant, a transaction count and the whole second of the latest transaction there,
     the category memory a count per category. ``geo`` is ``(lat, lon, ts)`` of the
@@ -28,8 +32,8 @@ class AccountState(NamedTuple):
     state (no history).
 
     The encoding is at most :data:`~features.account.codec.MAX_ENCODED_SIZE` bytes
-    whatever the activity: empty tiles are not stored and single-transaction tiles
-    take 4 bytes.
+    whatever the activity: empty tiles are not stored, single-transaction tiles take 4
+    bytes, and each remembered id 12.
     """
 
     last_ts: float = -math.inf
@@ -44,6 +48,7 @@ class AccountState(NamedTuple):
     merchant_seen: tuple[int, ...] = ()  # per remembered merchant: whole second of the latest
     categories: tuple[int, ...] = ()
     category_counts: tuple[int, ...] = ()
+    id_seen: tuple[int, ...] = ()  # per remembered id: its whole second, ascending
 
     def to_bytes(self) -> bytes:
         """Encode to the versioned little-endian layout of :mod:`features.account.codec`."""

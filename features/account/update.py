@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from array import array
 from dataclasses import dataclass
+from hashlib import blake2b
 from math import cos, floor, log1p, pi, sin, sqrt
 from zlib import crc32
 
+from features.account.ids import remember_id
 from features.account.layout import (
     DEFAULT_TTL_S,
     H1,
@@ -23,7 +25,6 @@ from features.account.layout import (
     L3,
     MAX_CATEGORIES,
     MAX_DEVICES,
-    MAX_IDS,
     MAX_IPS,
     MAX_MERCHANTS,
     N1,
@@ -83,12 +84,17 @@ _F32 = array("f", [0.0])  # scratch cell: storing and reading back rounds to flo
 
 @dataclass(frozen=True, slots=True)
 class AccountUpdate:
-    """Result of :func:`update_account`."""
+    """Result of :func:`update_account`.
+
+    ``ids_dropped`` is how many remembered ids, still inside the lateness tolerance, the
+    account forgot because its id memory passed ``MAX_IDS`` (a redelivery of one of them
+    would be counted again); 0 but for the busiest accounts."""
 
     state: AccountState
     features: dict[str, float]
     duplicate: bool
     late: bool
+    ids_dropped: int = 0
 
 
 _U32_MAX = 2**32 - 1
@@ -111,14 +117,16 @@ _new_object = object.__new__
 _set_field = object.__setattr__
 
 
-def _update(state: AccountState, features: dict[str, float], dup: bool, late: bool) -> AccountUpdate:
+def _update(state: AccountState, features: dict[str, float], dup: bool, late: bool, dropped: int) -> AccountUpdate:
     """Build an AccountUpdate without the frozen dataclass ``__init__`` (2x faster)."""
     u = _new_object(AccountUpdate)
     _set_field(u, "state", state)
     _set_field(u, "features", features)
     _set_field(u, "duplicate", dup)
     _set_field(u, "late", late)
+    _set_field(u, "ids_dropped", dropped)
     return u
+
 
 
 def update_account(
@@ -136,7 +144,7 @@ def update_account(
     """
     ts = float(tx.ts)  # an int from a hand-built Transaction would leak into features
     amount = float(tx.amount)
-    tid = crc32(tx.transaction_id.encode())  # stable_hash, inlined
+    tid = int.from_bytes(blake2b(tx.transaction_id.encode(), digest_size=8).digest(), "little")  # ids.id_hash
     if state is not None and not ts - state.last_ts <= ttl_s:  # idle past ttl (or empty)
         state = None
     duplicate = late = False
@@ -460,18 +468,15 @@ def update_account(
     }
 
     if duplicate:
-        return _update(old, features, True, False)
-    ids = old.ids
-    if ts - last > late_tolerance_s:
-        # Every remembered id belongs to an event that is now late: a redelivery of it
-        # is never counted again, so the ids need not be kept.
-        ids = (tid,)
-    else:
-        ids = (*ids[1:], tid) if len(ids) >= MAX_IDS else (*ids, tid)
-    if late:
-        memories = (m_counts, m_seen, categories, c_counts)
-        new = new_state((last, tiles, caches, ids, merchants, devices, ips, geo, *memories))
-        return _update(new, features, False, True)
+        return _update(old, features, True, False, 0)
+    # --- id memory (features.account.ids): every id inside the tolerance of the newest ---
+    # An id whose whole second s is <= newest - tolerance - 1 belongs to an event that is
+    # now late (ts < s + 1): a redelivery of it is not counted again, so it is forgotten.
+    # A late event is kept against the newest event time it came at (it was scored: a
+    # redelivery soon after is a duplicate, not scored again).
     newest = ts if ts > last else last
-    new = new_state((newest, tiles, caches, ids, merchants, devices, ips, geo, m_counts, m_seen, categories, c_counts))
-    return _update(new, features, False, False)
+    second = _second(newest if late else ts)
+    ids, seen, dropped = remember_id(old.ids, old.id_seen, tid, second, newest - late_tolerance_s - 1.0)
+    memories = (m_counts, m_seen, categories, c_counts, seen)
+    new = new_state((newest, tiles, caches, ids, merchants, devices, ips, geo, *memories))
+    return _update(new, features, False, late, dropped)

@@ -10,6 +10,7 @@ tables hold them encoded (``to_bytes``/``from_bytes``).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from config.settings import Settings
@@ -31,6 +32,8 @@ from stream.pipeline.emits import MerchantFraud, ToMerchant, ToScore, Verdict, m
 from stream.pipeline.validation import Label
 
 __all__ = ["AccountStage", "AccountStep", "MerchantStage", "Pipeline", "ScoreStage", "Writes", "new_detector"]
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,9 +57,20 @@ class AccountStage:
     def __init__(self, settings: Settings) -> None:
         self._late = settings.late_tolerance_s
         self._ttl = settings.state_ttl_s
+        #: ids inside the lateness tolerance forgotten because an account passed its id memory's cap
+        self.ids_dropped = 0
 
     def on_transaction(self, state: AccountState | None, tx: Transaction) -> AccountStep:
         update = update_account(state, tx, late_tolerance_s=self._late, ttl_s=self._ttl)
+        if update.ids_dropped:
+            before = self.ids_dropped
+            self.ids_dropped += update.ids_dropped
+            if self.ids_dropped.bit_length() > before.bit_length():  # logged at 1, 2, 4, 8... in all
+                _log.warning(
+                    "%d transaction ids inside the lateness tolerance forgotten so far: an account passed the "
+                    "id memory's cap (MAX_IDS); a re-delivery of one of them would be counted again",
+                    self.ids_dropped,
+                )
         if update.duplicate:
             return AccountStep(None, None)
         f = update.features

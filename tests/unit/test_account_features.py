@@ -334,10 +334,13 @@ def _busy_account(n: int, seed: int = 1, merchants: int = 300, devices: int = 40
     return state
 
 
-def test_very_active_account_fits_in_1kb() -> None:
+def test_very_active_account_fits_in_1kb_plus_12_bytes_per_id_inside_the_tolerance() -> None:
     state = _busy_account(2000)
     size = len(state.to_bytes())
-    assert size <= MAX_ENCODED_SIZE == 1158
+    # every 20 minutes: the ids of the last hour (3 or 4) are remembered, 12 bytes each
+    assert 1 <= len(state.ids) <= 4
+    assert size <= 1109 + 2 + 12 * len(state.ids)
+    assert MAX_ENCODED_SIZE == 1109 + 2 + 12 * 1024 == 13399
     assert size > 700  # it really is busy: every day tile and most 2-hour tiles used
 
 
@@ -345,8 +348,9 @@ def test_typical_account_is_small() -> None:
     # one transaction a day at a handful of merchants, from one phone and two networks
     state = _busy_account(30, merchants=8, devices=1, ips=2)
     assert len(state.to_bytes()) < 340
-    # header 10, 4 memory lengths, category memory length 1, tile bitmaps 14, cache bitmap 1
-    assert len(AccountState().to_bytes()) == 30
+    # header 10, id memory length 2, 3 memory lengths, category memory length 1, tile
+    # bitmaps 14, cache bitmap 1
+    assert len(AccountState().to_bytes()) == 31
 
 
 def test_old_transaction_ids_are_dropped() -> None:
@@ -361,9 +365,14 @@ def test_old_transaction_ids_are_dropped() -> None:
 
 def test_bursts_do_not_break_the_bound() -> None:
     state = _busy_account(2000)
+    dropped = 0
     for i in range(3000):  # 3000 more in the last 2 hours, all on new merchants
-        state = update_account(state, tx(f"b{i}", state.last_ts + 2.0, 1.0, merchant_id=f"x{i}")).state
+        u = update_account(state, tx(f"b{i}", state.last_ts + 2.0, 1.0, merchant_id=f"x{i}"))
+        state, dropped = u.state, dropped + u.ids_dropped
     assert len(state.to_bytes()) <= MAX_ENCODED_SIZE
+    # 1,801 inside the hour: the cap holds; past 1,024 each new id forgets the oldest
+    assert len(state.ids) == 1024
+    assert 3000 - 1024 <= dropped <= 3000 - 1024 + 4
 
 
 # --- round trip ---------------------------------------------------------------------------
@@ -453,18 +462,22 @@ def test_decode_rejects_unknown_version_and_truncation() -> None:
 def test_decode_rejects_impossible_content() -> None:
     empty = bytearray(AccountState().to_bytes())
     bad = bytearray(empty)
-    bad[10] = 200  # 200 transaction ids: more than are ever kept
+    bad[10:12] = (2000).to_bytes(2, "little")  # 2,000 transaction ids: more than are ever kept
     with pytest.raises(StateDecodeError, match="exceeds"):
         AccountState.from_bytes(bytes(bad))
     bad = bytearray(empty)
-    bad[14] = 9  # 9 categories: more than are ever kept
+    bad[12] = 17  # 17 merchants: more than are ever kept
     with pytest.raises(StateDecodeError, match="exceeds"):
         AccountState.from_bytes(bytes(bad))
     bad = bytearray(empty)
-    bad[15] = 0xFF  # 10-minute level "single" bitmap with bits beyond 6 tiles
+    bad[15] = 9  # 9 categories: more than are ever kept
+    with pytest.raises(StateDecodeError, match="exceeds"):
+        AccountState.from_bytes(bytes(bad))
+    bad = bytearray(empty)
+    bad[16] = 0xFF  # 10-minute level "single" bitmap with bits beyond 6 tiles
     with pytest.raises(StateDecodeError, match="bitmap"):
         AccountState.from_bytes(bytes(bad))
     bad = bytearray(empty)
-    bad[15] = bad[16] = 0x01  # tile 0 claimed both single and multi
+    bad[16] = bad[17] = 0x01  # tile 0 claimed both single and multi
     with pytest.raises(StateDecodeError, match="both"):
         AccountState.from_bytes(bytes(bad))
