@@ -123,7 +123,13 @@ class Settings:
         Secret(""), "if set: account ids, device ids and IP addresses are replaced by keyed pseudonyms on entry"
     )
     pseudonym_key_file: str = _opt("", "file holding the pseudonym key instead (first line)")
-    checkpoint_interval_s: float = _opt(60.0, "wall-clock seconds between model checkpoints")
+    checkpoint_interval_s: float = _opt(
+        60.0, "wall-clock seconds between model checkpoints (and shared-model snapshots)"
+    )
+    shared_model: bool = _opt(
+        True, "all workers learn from one training log, start from the newest model snapshot on Kafka (architecture.md)"
+    )
+    training_retention_s: float = _opt(2 * DAY, "how long the shared model's training log keeps examples")
 
     # Operations.
     web_host: str = _opt("127.0.0.1", "bind address of /metrics (0.0.0.0 in containers)")

@@ -43,6 +43,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
+import io
 import math
 import os
 import pickle
@@ -63,8 +64,8 @@ from models.errors import CheckpointError, CheckpointMismatch, CheckpointSignatu
 from models.registry import PICKLED_CANDIDATES
 from models.scorer import FraudModel
 
-__all__ = ["FORMAT_VERSION", "MIN_KEY_BYTES", "load_checkpoint", "read_metadata",
-           "save_checkpoint", "sidecar_path"]
+__all__ = ["FORMAT_VERSION", "MIN_KEY_BYTES", "checkpoint_bytes", "load_checkpoint",
+           "load_checkpoint_bytes", "read_metadata", "save_checkpoint", "sidecar_path"]
 
 MAGIC = b"KUNTUR-CHECKPOINT\n"
 FORMAT_VERSION = 2
@@ -96,8 +97,9 @@ def _iso(ts: float | None) -> str | None:
     return datetime.fromtimestamp(ts, tz=UTC).isoformat()
 
 
-def _metadata(detector: Detector, saved_at: float) -> dict[str, Any]:
-    model = detector.model
+def _metadata(
+    detector: Detector, saved_at: float, model: FraudModel, training_offset: int | None
+) -> dict[str, Any]:
     watermark = detector.watermark if math.isfinite(detector.watermark) else None
     return {
         "format_version": FORMAT_VERSION,
@@ -118,6 +120,8 @@ def _metadata(detector: Detector, saved_at: float) -> dict[str, Any]:
         "watermark_iso": _iso(watermark),
         "quality": detector.quality.as_dict(),
         "counts": dict(detector.counts),
+        # the shared model's training log offset this model has read up to (models.shared)
+        "training_offset": training_offset,
     }
 
 
@@ -230,9 +234,8 @@ def _atomic_write(path: Path, write: Callable[[IO[bytes]], object]) -> None:
             os.close(dir_fd)
 
 
-def _state(detector: Detector) -> tuple[bytes, _Arrays]:
+def _state(detector: Detector, model: FraudModel) -> tuple[bytes, _Arrays]:
     """The state JSON and its arrays. Only a pickled candidate's estimator is pickled."""
-    model = detector.model
     arrays = _Arrays()
     model_state = model.state_dict()
     tree: dict[str, Any] = {
@@ -251,33 +254,38 @@ def _state(detector: Detector) -> tuple[bytes, _Arrays]:
     return orjson.dumps(tree), arrays
 
 
-def save_checkpoint(detector: Detector, path: str | Path, key: bytes) -> Path:
+def _write_signed(fh: IO[bytes], key: bytes, detector: Detector, model: FraudModel, meta: dict[str, Any]) -> None:
+    meta_json = orjson.dumps(meta)
+    state_json, arrays = _state(detector, model)
+    out = _SigningWriter(fh, key)
+    out.write(MAGIC)
+    out.write(_HEADER.pack(FORMAT_VERSION, len(meta_json), len(state_json), arrays.size))
+    out.write(meta_json)
+    out.write(state_json)
+    for buffer in arrays.buffers:
+        out.write(buffer)
+    fh.write(out.mac.digest())
+
+
+def save_checkpoint(
+    detector: Detector, path: str | Path, key: bytes, *,
+    model: FraudModel | None = None, training_offset: int | None = None,
+) -> Path:
     """Write ``detector`` to ``path`` atomically, signed with ``key``; return the path.
 
+    ``model``: the model to save instead of ``detector.model`` (a shared model's agreed
+    one), ``training_offset``: the training log offset it has read up to.
     The model's generation is incremented *before* writing, so the file and every alert
     scored after this call carry the same new :attr:`~models.scorer.FraudModel.version`.
     If writing fails, the generation is restored and the previous file is left intact.
     """
     key = _check_key(key)
     path = Path(path)
-    model = detector.model
+    model = detector.model if model is None else model
     model.generation += 1
     try:
-        meta = _metadata(detector, time.time())
-        meta_json = orjson.dumps(meta)
-        state_json, arrays = _state(detector)
-
-        def write(fh: IO[bytes]) -> None:
-            out = _SigningWriter(fh, key)
-            out.write(MAGIC)
-            out.write(_HEADER.pack(FORMAT_VERSION, len(meta_json), len(state_json), arrays.size))
-            out.write(meta_json)
-            out.write(state_json)
-            for buffer in arrays.buffers:
-                out.write(buffer)
-            fh.write(out.mac.digest())
-
-        _atomic_write(path, write)
+        meta = _metadata(detector, time.time(), model, training_offset)
+        _atomic_write(path, lambda fh: _write_signed(fh, key, detector, model, meta))
     except BaseException:
         model.generation -= 1
         raise
@@ -290,10 +298,22 @@ def save_checkpoint(detector: Detector, path: str | Path, key: bytes) -> Path:
     return path
 
 
+def checkpoint_bytes(
+    detector: Detector, key: bytes, *, model: FraudModel | None = None, training_offset: int | None = None
+) -> bytes:
+    """The signed checkpoint :func:`save_checkpoint` would write, as bytes (a model
+    snapshot on a topic); the generation is left as it is."""
+    key = _check_key(key)
+    model = detector.model if model is None else model
+    buffer = io.BytesIO()
+    _write_signed(buffer, key, detector, model, _metadata(detector, time.time(), model, training_offset))
+    return buffer.getvalue()
+
+
 # -- reading --------------------------------------------------------------------------------
 
 
-def _verified(data: bytes, path: Path, key: bytes) -> memoryview:
+def _verified(data: bytes, path: Path | str, key: bytes) -> memoryview:
     """The signed payload of ``data``, or :class:`CheckpointSignatureError`. Nothing but the
     magic is looked at before the signature is checked."""
     if not data.startswith(MAGIC):
@@ -311,7 +331,7 @@ def _verified(data: bytes, path: Path, key: bytes) -> memoryview:
     return payload
 
 
-def _sections(payload: memoryview, path: Path) -> tuple[dict[str, Any], memoryview, memoryview]:
+def _sections(payload: memoryview, path: Path | str) -> tuple[dict[str, Any], memoryview, memoryview]:
     """Metadata (parsed), state JSON and array bytes of a payload whose signature checked
     out, or of a header read for information only."""
     start = len(MAGIC) + _HEADER.size
@@ -383,15 +403,22 @@ def load_checkpoint(
     A missing file raises ``FileNotFoundError``; a foreign or unreadable file
     :class:`CheckpointError`.
     """
-    key = _check_key(key)
     path = Path(path)
-    data = path.read_bytes()
-    payload = _verified(data, path, key)
-    meta, state, arrays = _sections(payload, path)
+    return load_checkpoint_bytes(path.read_bytes(), key, feature_names=feature_names, source=str(path))[0]
+
+
+def load_checkpoint_bytes(
+    data: bytes, key: bytes, *, feature_names: Sequence[str] | None = None, source: str = "checkpoint"
+) -> tuple[Detector, dict[str, Any]]:
+    """:func:`load_checkpoint` from bytes (``source`` names them in errors), with the
+    checkpoint's metadata."""
+    key = _check_key(key)
+    payload = _verified(data, source, key)
+    meta, state, arrays = _sections(payload, source)
     expected = list(meta.get("feature_names", []))
     if feature_names is not None and list(feature_names) != expected:
         raise CheckpointMismatch(
-            f"checkpoint {path} ({meta.get('version')}) was trained on {len(expected)} "
+            f"checkpoint {source} ({meta.get('version')}) was trained on {len(expected)} "
             f"features but the extractor now gives {len(list(feature_names))}: "
             f"{_describe_mismatch(expected, list(feature_names))}. Start a new model or use "
             f"the matching feature code."
@@ -399,9 +426,9 @@ def load_checkpoint(
     try:
         tree = orjson.loads(state)
         tree = _decode(tree, _arrays(tree["arrays"], arrays))
-        return _restore(tree, feature_names)
+        return _restore(tree, feature_names), meta
     except Exception as exc:
-        raise CheckpointError(f"checkpoint {path} cannot be restored: {exc!r}") from exc
+        raise CheckpointError(f"checkpoint {source} cannot be restored: {exc!r}") from exc
 
 
 def read_metadata(path: str | Path, key: bytes | None = None) -> dict[str, Any]:

@@ -44,7 +44,7 @@ False
 
 from __future__ import annotations
 
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,12 +62,17 @@ __all__ = [
     "Detector",
     "LabelOutcome",
     "Scored",
+    "learn_packed",
 ]
 
 LEARNED = "learned"
 UNKNOWN_TRANSACTION = "unknown-transaction"
 DUPLICATE = "duplicate"
 LATE_AFTER_HORIZON = "late-after-horizon"
+
+#: ``learner(transaction_id, x, partial, is_fraud, event_ts)``: where resolved examples go
+#: instead of the detector's own model (:class:`models.shared.SharedModel`)
+Learner = Callable[[str, bytes, bool, bool, float], None]
 
 _LABELLED = 0  # resolved by a label
 _EXPIRED = 1  # resolved as genuine at the horizon
@@ -139,6 +144,8 @@ class Detector:
         self.learning_state_in_checkpoint = True
         self.quality = OnlineQuality(window=quality_window)
         self.watermark = float("-inf")
+        #: ``None``: learn at once; else every resolved example goes to it (a shared model)
+        self.learner: Learner | None = None
         self.counts: dict[str, int] = {
             "scored": 0,
             "alerts": 0,
@@ -290,10 +297,25 @@ class Detector:
         return len(expired)
 
     def _learn(self, p: Pending, is_fraud: bool, how: int) -> None:
-        pending, model = self.pending, self.model
-        if model.accepts_rows:
-            model.learn_row(pending.row(p), pending.names, is_fraud)
+        pending = self.pending
+        if self.learner is None:
+            learn_packed(self.model, pending.names, p.x, p.partial, is_fraud)
         else:
-            model.learn_one(pending.features(p), is_fraud)
+            self.learner(p.transaction_id, p.x, p.partial, is_fraud, p.event_ts)
         self.quality.update(p.alerted, is_fraud)
         pending.resolve(p.transaction_id, Resolution(how, p.merchant_id, p.event_ts))
+
+
+def learn_packed(model: FraudModel, names: tuple[str, ...], x: bytes, partial: bool, is_fraud: bool) -> None:
+    """Teach ``model`` one example whose features are packed float32 in ``names`` order
+    (a :class:`~models.pending.Pending`'s ``x``; NaN = missing where ``partial``): the one
+    learning step of the detector and of the shared model's training log."""
+    values = np.frombuffer(x, dtype=np.float32)
+    if model.accepts_rows:
+        model.learn_row(values.astype(np.float64), names, is_fraud)
+        return
+    listed = values.tolist()
+    if partial:
+        model.learn_one({k: v for k, v in zip(names, listed, strict=True) if v == v}, is_fraud)
+    else:
+        model.learn_one(dict(zip(names, listed, strict=True)), is_fraud)

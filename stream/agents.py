@@ -21,6 +21,7 @@ from config.settings import Settings
 from features.account import AccountState
 from features.merchant import MerchantState
 from models.detector import LabelOutcome
+from models.shared import SharedModel, encode_batch
 from stream.errors import InvalidEvent
 from stream.metrics import Metrics
 from stream.pipeline.alerts import build_alert
@@ -78,9 +79,15 @@ def now_iso() -> str:
 class Handlers:
     """The per-batch logic of the four agents, over plain dicts (the tables' stores)."""
 
-    def __init__(self, settings: Settings, pipeline: Pipeline, metrics: Metrics, partitions: int) -> None:
+    def __init__(
+        self, settings: Settings, pipeline: Pipeline, metrics: Metrics, partitions: int,
+        shared: SharedModel | None = None, training_topic: str = "",
+    ) -> None:
         self.settings = settings
         self.pipeline = pipeline
+        #: the shared model whose examples go to ``training_topic`` (None: the model learns locally)
+        self.shared = shared
+        self.training_topic = training_topic
         self.metrics = metrics
         self.merchant_partition = Partitioner(partitions).of
         key = settings.pseudonymisation_key()
@@ -118,6 +125,11 @@ class Handlers:
                     written = sends.written.setdefault(name, {})
                     for key in keys:
                         written[key] = partition
+
+    def training(self, sends: Sends) -> None:
+        """The batch's resolved examples, as one record of the shared model's training log."""
+        if self.shared is not None and (examples := self.shared.take_outbox()):
+            sends.message(self.training_topic, None, encode_batch(examples))
 
     def _label_outcome(self, sends: Sends, outcome: LabelOutcome | None, fraud: MerchantFraud | None) -> None:
         if outcome is None:
@@ -223,6 +235,7 @@ class Handlers:
                 m.lag.set(max(0.0, now - entry.produced_at))
                 scored += 1
         m.transactions.inc(scored)
+        self.training(sends)
         return sends, scored
 
     def labels(self, batch: list[Message]) -> Sends:
@@ -244,6 +257,7 @@ class Handlers:
             outcome, fraud = self.pipeline.score.on_label(label)
             self.learning_writes(sends, msg.partition)
             self._label_outcome(sends, outcome, fraud)
+        self.training(sends)
         return sends
 
 

@@ -29,11 +29,11 @@ from typing import Any
 import faust
 
 from config.settings import Settings
-from models.shared import SharedModel
 from features.account import AccountState
 from features.account import is_expired as account_expired
 from features.merchant import MerchantState
 from features.merchant import is_expired as merchant_expired
+from models.shared import SharedModel
 from stream.agents import Handlers, Sends, message_of
 from stream.batching import app_options, batches, freeze_heap
 from stream.health import EXIT_BROKER_UNREACHABLE, BrokerWatch, install_repeat_filter

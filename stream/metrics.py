@@ -89,6 +89,16 @@ class Metrics:
             "kuntur_model_info", "Model currently scoring (value 1)", ["name", "version"], registry=r
         )
         self.model_generation = Gauge("kuntur_model_generation", "Checkpoint generation of the model", registry=r)
+        self.training_offset = Gauge(
+            "kuntur_model_training_offset",
+            "Shared model: training-log records the agreed model has read (equal offsets, identical models)",
+            registry=r,
+        )
+        self.examples_in_flight = Gauge(
+            "kuntur_model_examples_in_flight",
+            "Shared model: this worker's examples learned for scoring, not yet read back from the training log",
+            registry=r,
+        )
         self.entities = Gauge("kuntur_state_entities", "Entities held in state tables", ["table"], registry=r)
         self.deferred_labels = Gauge(
             "kuntur_deferred_labels", "Labels waiting for the scored stream to reach their report time", registry=r

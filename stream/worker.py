@@ -16,11 +16,13 @@ from faust.types import TP
 
 from config.settings import Settings
 from features.catalogue import FEATURE_NAMES
-from models.checkpoint import load_checkpoint
+from models.checkpoint import load_checkpoint_bytes
 from models.detector import Detector
+from models.shared import SharedModel
 from stream import faust_patches
 from stream.app import Kuntur, create_app
 from stream.kafka.admin import ensure_topics
+from stream.learning import TrainingReader, ensure_learning_topics, latest_snapshot
 from stream.logs import configure_logging
 from stream.metrics import Metrics
 from stream.pipeline.stages import Pipeline, new_detector
@@ -33,20 +35,47 @@ LAG_INTERVAL_S = 5.0
 SHUTDOWN_GRACE_S = 15.0
 
 
-def restore_detector(settings: Settings, key: bytes) -> Detector:
-    """The checkpointed detector if one exists (same features, valid signature), else a fresh one.
+def restore_detector(settings: Settings, key: bytes) -> tuple[Detector, int | None]:
+    """The checkpointed detector if one exists (same features, valid signature), else a
+    fresh one; with the training-log offset its model has read (None: not known).
 
     A checkpoint whose signature does not verify is refused (:class:`CheckpointSignatureError`):
     the worker does not start rather than silently dropping or trusting a model."""
     path = Path(settings.data_dir) / "model.ckpt"
     if path.exists():
-        detector = load_checkpoint(path, key, feature_names=FEATURE_NAMES)
+        detector, meta = load_checkpoint_bytes(path.read_bytes(), key, feature_names=FEATURE_NAMES, source=str(path))
         detector.threshold = settings.alert_threshold
         log.info(
             "restored model %s (%d examples seen) from %s", detector.model.version, detector.model.examples_seen, path
         )
-        return detector
-    return new_detector(settings)
+        offset = meta.get("training_offset")
+        return detector, offset if isinstance(offset, int) else None
+    return new_detector(settings), None
+
+
+def share_model(settings: Settings, detector: Detector, local_offset: int | None, key: bytes) -> SharedModel:
+    """Join the shared model: start from the newest snapshot on Kafka (or the local
+    checkpoint when it has read further), then read the training log to its end."""
+    ensure_learning_topics(settings)
+    snapshot = latest_snapshot(settings, key)
+    if snapshot is not None and (local_offset is None or snapshot.training_offset > local_offset):
+        snapshot.model.generation = snapshot.training_offset
+        detector.model = snapshot.model
+        offset = snapshot.training_offset
+        log.info("model %s from the model topic (training offset %d)", snapshot.version, offset)
+    else:
+        offset = local_offset or 0
+    shared = SharedModel(detector, origin=os.urandom(16), next_offset=offset)
+    reader = TrainingReader(settings, shared)
+    try:
+        read = reader.catch_up()
+    finally:
+        reader.close()
+    log.info(
+        "model: %d training examples read at start; agreed model at training offset %d (%d examples seen)",
+        read, shared.next_offset, detector.model.examples_seen,
+    )
+    return shared
 
 
 def build_worker(settings: Settings) -> Kuntur:
@@ -54,12 +83,13 @@ def build_worker(settings: Settings) -> Kuntur:
     faust_patches.install(settings.consumer_fetch_max_wait_ms)
     partitions = ensure_topics(settings)
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
-    detector = restore_detector(settings, key)
+    detector, offset = restore_detector(settings, key)
+    shared = share_model(settings, detector, offset, key) if settings.shared_model else None
     metrics = Metrics(institutions_max=settings.metric_institutions_max)
     metrics.set_model(detector.model.name, detector.model.version, detector.model.generation)
     metrics.checkpoint_interval.set(settings.checkpoint_interval_s)
     metrics.alert_budget.set(settings.alert_budget_ratio)
-    kuntur = create_app(settings, Pipeline(settings, detector), metrics, partitions, key)
+    kuntur = create_app(settings, Pipeline(settings, detector), metrics, partitions, key, shared)
     watch_consumer_lag(kuntur.app, metrics)
     for line in start_lines(settings, detector):
         log.info("%s", line)
