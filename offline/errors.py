@@ -21,3 +21,7 @@ class UnknownBaselineError(OfflineError, ValueError):
 
 class ReportUnavailable(OfflineError, RuntimeError):
     """The HTML report needs matplotlib, which is not installed."""
+
+
+class CheckpointOutError(OfflineError, ValueError):
+    """``kuntur evaluate --checkpoint-out`` cannot write the model (no model key, the file exists)."""

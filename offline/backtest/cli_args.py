@@ -10,7 +10,9 @@ import argparse
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["SmoteFlag", "add_history_arguments", "budgets"]
+from offline.backtest.window import DEFAULT_TIMEZONE
+
+__all__ = ["SmoteFlag", "add_evaluate_arguments", "add_history_arguments", "budgets"]
 
 
 def add_history_arguments(p: argparse.ArgumentParser) -> None:
@@ -21,8 +23,52 @@ def add_history_arguments(p: argparse.ArgumentParser) -> None:
         help="field=COLUMN pairs mapping the file to the schema, e.g. account_id=CUSTOMER_ID,amount=TX_AMOUNT,"
         "timestamp=TX_DATETIME,label=TX_FRAUD (fields named like the schema are found without it)",
     )
-    p.add_argument("--timezone", default="UTC", help="zone of timestamps written without one (default UTC)")
+    p.add_argument(
+        "--timezone",
+        default=DEFAULT_TIMEZONE,
+        help=f"zone of times written without one, in the file and in --test-start/--test-end, and of the "
+        f"report's days (IANA name; default {DEFAULT_TIMEZONE}; an explicit offset always wins)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
+    """``kuntur evaluate``'s own options (after the history's)."""
+    p.add_argument("--label-delay", metavar="DURATION", help="labels arrive this long after the transaction (7d, 36h)")
+    p.add_argument("--test-start", metavar="TIME",
+                   help="first event time counted in the metrics (ISO date/time; without an offset: --timezone)")
+    p.add_argument("--test-end", metavar="TIME", help="event time where counting stops (exclusive; as --test-start)")
+    p.add_argument(
+        "--budget",
+        type=budgets,
+        default=[100],
+        metavar="K[,K...]",
+        help="accounts investigators review per day (100); more values after a comma are reported too",
+    )
+    p.add_argument("--model", help="streaming model candidate (default: the configured one; kuntur features --models)")
+    p.add_argument("--threshold", type=float, help="alert threshold 0..1 (default: KUNTUR_ALERT_THRESHOLD or 0.5)")
+    p.add_argument(
+        "--baseline",
+        action="append",
+        choices=["random-forest", "xgboost", "balanced-bagging"],
+        help="add a batch baseline (repeatable)",
+    )
+    p.add_argument("--retrain-every", default="7d", metavar="DURATION", help="baseline retraining period (7d)")
+    p.add_argument("--train-window", default="28d", metavar="DURATION", help="baseline training window (28d)")
+    p.add_argument("--smote", action=SmoteFlag, help="oversample frauds with SMOTE when training the baseline")
+    p.add_argument("--no-search", action="store_true", help="skip the baseline's small hyperparameter search")
+    p.add_argument("--seed", type=int, default=0, help="baseline random seed (0)")
+    p.add_argument("--json", metavar="PATH", help="write the summary as JSON")
+    p.add_argument(
+        "--scores-out", metavar="PATH", help="write every transaction's score (.csv, .csv.gz or .parquet, by extension)"
+    )
+    p.add_argument("--report", metavar="PATH", help="write a self-contained HTML report with plots")
+    p.add_argument(
+        "--checkpoint-out",
+        metavar="PATH",
+        help="write the trained model as a signed worker checkpoint (needs the model key; a worker loads "
+        "<data_dir>/model.ckpt at start, e.g. data/model.ckpt)",
+    )
 
 
 def budgets(text: str) -> list[int]:

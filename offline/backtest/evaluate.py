@@ -29,14 +29,25 @@ import orjson
 from config.settings import Settings
 from features.catalogue import FEATURE_NAMES
 from models.detector import Detector
-from offline.backtest.cli_args import SmoteFlag, add_history_arguments, budgets
-from offline.backtest.history import History, LabelRule, events, label_rule, load_history, parse_columns, parse_duration
+from models.rules import ALERTING
+from offline.backtest.cli_args import add_evaluate_arguments, add_history_arguments
+from offline.backtest.history import (
+    History,
+    LabelRule,
+    events,
+    label_rule,
+    load_history,
+    parse_columns,
+    parse_duration,
+    time_range,
+)
 from offline.backtest.scores import scores_format, write_scores
-from offline.errors import HistoryError
+from offline.backtest.warnings import WARMUP_GRACE_S, backtest_warnings
+from offline.backtest.window import check_window, day_from, local_seconds, parse_when, time_zone, when
+from offline.errors import HistoryError, OfflineError
 from offline.progress import Progress
 from stream.pipeline.runner import Runner
 from stream.pipeline.stages import Pipeline, new_detector
-from stream.pipeline.validation import parse_time
 
 __all__ = ["OnlineRun", "run_online", "register", "evaluate"]
 
@@ -58,6 +69,7 @@ class OnlineRun:
     duplicates: int = 0
     late: int = 0
     pending_capacity: int = 0  # transactions the detector could hold awaiting labels
+    rules: dict[str, list[int]] = field(default_factory=dict)  # expert rule -> indices of the transactions it fired on
 
     @property
     def throughput(self) -> float:
@@ -120,6 +132,7 @@ def run_online(
     alerts = np.zeros(n, dtype=bool)
     features = np.zeros((n, len(FEATURE_NAMES)), dtype=np.float32) if keep_features else None
     reasons: Counter[str] = Counter()
+    fired: dict[str, list[int]] = {}
     step = 0
     began, began_cpu = time.perf_counter(), time.process_time()
     for tx, label in events(history, rule):
@@ -132,6 +145,8 @@ def run_online(
         if verdict is not None:
             i = index[tx.transaction_id]
             scores[i] = verdict.scored.score
+            for rule_id in verdict.rules:
+                fired.setdefault(rule_id, []).append(i)
             if verdict.alert:
                 alerts[i] = True
                 for r in verdict.scored.reasons:
@@ -146,7 +161,7 @@ def run_online(
         progress.update(step)
     detector = run.pipeline.detector
     return OnlineRun(scores, alerts, seconds, cpu, detector, horizon, features, reasons, run.duplicates, run.late,
-                     settings.pending_capacity)
+                     settings.pending_capacity, fired)
 
 
 def known_labels(history: History, rule: LabelRule, horizon: float) -> tuple[np.ndarray, np.ndarray]:
@@ -164,16 +179,8 @@ def known_labels(history: History, rule: LabelRule, horizon: float) -> tuple[np.
     return train_y, known_at
 
 
-def _parse_when(text: str | None, what: str) -> float | None:
-    if text is None:
-        return None
-    value: Any = text
-    if "T" not in text and "-" in text and len(text) == 10:
-        value = f"{text}T00:00:00+00:00"  # a bare date is midnight UTC
-    try:
-        return parse_time(value, what)
-    except ValueError as exc:
-        raise HistoryError(str(exc)) from None
+#: The benchmark's reading of its configured test start (naive times in UTC).
+_parse_when = parse_when
 
 
 def _account_codes(history: History) -> np.ndarray:
@@ -200,11 +207,12 @@ def _summary_row(name: str, summary: dict[str, Any]) -> str:
 
 def evaluate(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     """Run the backtest the command line describes; returns the JSON summary."""
+    from offline.backtest.breakdown import breakdown
     from offline.backtest.metrics import daily_precision_at_k, summarize
 
     if args.model:
         settings = settings.replace(model=args.model)
-    # fail before a long run, not after it, when an optional extra is missing
+    # fail before a long run, not after it: optional extras, outputs, the test window
     for kind in args.baseline or []:
         from offline.backtest.baseline import require_baseline
 
@@ -215,35 +223,56 @@ def evaluate(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
         from offline.backtest.report import require_matplotlib
 
         require_matplotlib()
+    checkpoint_out = getattr(args, "checkpoint_out", None)
+    if checkpoint_out:
+        from offline.backtest.bootstrap import checkpoint_key, write_checkpoint
+
+        key = checkpoint_key(checkpoint_out, settings)
+    zone = time_zone(args.timezone)
+    start, end = parse_when(args.test_start, "--test-start", zone), parse_when(args.test_end, "--test-end", zone)
+    columns = parse_columns(args.columns)
+    if start is not None or end is not None:
+        span = time_range(args.file, columns, args.timezone)
+        if span is not None:
+            check_window(start, end, *span, zone, args.test_start, args.test_end)
     show = not args.no_progress
     with Progress(total=None, desc=f"read {Path(args.file).name}", unit="rows", enabled=show) as bar:
-        history = load_history(args.file, parse_columns(args.columns), args.timezone, progress=bar.update)
+        history = load_history(args.file, columns, args.timezone, progress=bar.update)
     if not len(history):
         raise HistoryError(f"{args.file}: no valid transactions ({history.rows_read} rows read)")
     if "label" not in history.mapping:
         raise HistoryError("no label column: map one with --columns label=COLUMN (fraud 1/0)")
+    ts = history.ts
+    check_window(start, end, float(ts[0]), float(ts[-1]), zone, args.test_start, args.test_end)
     rule = label_rule(history, args.label_delay)
     baselines = args.baseline or []
     with Progress(total=len(history), desc=f"stream {settings.model}", unit="tx", enabled=show) as bar:
         online = run_online(history, rule, settings, keep_features=bool(baselines), progress=bar)
 
-    ts = history.ts
-    start, end = _parse_when(args.test_start, "--test-start"), _parse_when(args.test_end, "--test-end")
     test = ~np.isnan(history.labels) & ~np.isnan(online.scores)
     if start is not None:
         test &= ts >= start
     if end is not None:
         test &= ts < end
     if not test.any():
-        raise HistoryError("no labelled, scored transaction falls inside --test-start/--test-end")
+        raise HistoryError(
+            "no labelled, scored transaction falls inside --test-start/--test-end "
+            f"(the file covers {when(ts[0], zone)} – {when(ts[-1], zone)})"
+        )
     y = history.labels[test] == 1.0
     accounts = _account_codes(history)[test]
-    t = ts[test]
+    t = local_seconds(ts, zone)[test]  # days are the --timezone's calendar days
     day = (t // _DAY).astype(np.int64)
+    txs = [tx for tx, keep in zip(history.transactions, test, strict=True) if keep]
+    amounts = np.fromiter((tx.amount for tx in txs), dtype=np.float64, count=len(txs))
+    currencies = [tx.currency for tx in txs]
+    types = None if history.fraud_types is None else [k for k, keep in zip(history.fraud_types, test, strict=True)
+                                                      if keep]
 
     runs: list[dict[str, Any]] = []
 
-    def add_run(name: str, scores: np.ndarray, alert: np.ndarray, extra: dict[str, Any], top: list[Any]) -> None:
+    def add_run(name: str, scores: np.ndarray, alert: np.ndarray, extra: dict[str, Any], top: list[Any],
+                fired: dict[str, np.ndarray] | None = None) -> None:
         s = np.nan_to_num(scores[test], nan=0.0)
         a = alert[test]
         k, *more = args.budget
@@ -253,9 +282,17 @@ def evaluate(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
         }
         summary.update(extra)
         daily, _ = daily_precision_at_k(day, accounts, y, s, k)
-        runs.append({"name": name, "summary": summary, "scores": s, "alert": a, "daily": daily, "top": top})
+        parts = breakdown(y, s, a, summary["days"], settings.alert_threshold, amounts, currencies, types, fired,
+                          ALERTING)
+        runs.append({"name": name, "summary": summary, "scores": s, "alert": a, "daily": daily, "top": top,
+                     "breakdown": parts})
 
     det = online.detector
+    fired: dict[str, np.ndarray] = {}
+    for r, idx in online.rules.items():
+        mask = np.zeros(len(history), dtype=bool)
+        mask[idx] = True
+        fired[r] = mask[test]
     add_run(
         f"online {settings.model}",
         online.scores,
@@ -266,11 +303,13 @@ def evaluate(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
             "seconds": round(online.seconds, 3),
             "model_bytes": len(pickle.dumps(det.model.estimator)),
             "examples_seen": det.model.examples_seen,
+            "genuine_learned": det.model.examples_seen - det.model.frauds_seen,
             "duplicates": online.duplicates,
             "late_events": online.late,
             "labels": {k: v for k, v in det.counts.items() if k not in ("scored",)},
         },
         online.reason_counts.most_common(15),
+        fired,
     )
     if baselines:
         from offline.backtest.baseline import run_baseline
@@ -313,6 +352,7 @@ def evaluate(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
                 top,
             )
 
+    first, last, horizon = float(ts[0]), float(ts[-1]), online.label_horizon_s
     meta = {
         "file": str(args.file),
         "rows_read": history.rows_read,
@@ -322,6 +362,9 @@ def evaluate(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
         "columns": history.mapping,
         "label_rule": rule.describe(),
         "label_horizon_days": online.label_horizon_s / _DAY,
+        "timezone": args.timezone,
+        "first_transaction": when(first, zone),
+        "last_transaction": when(last, zone),
         "test_start": args.test_start,
         "test_end": args.test_end,
         "test_transactions": int(test.sum()),
@@ -334,7 +377,24 @@ def evaluate(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
         "command": "kuntur " + " ".join(sys.argv[1:]) if sys.argv else "",
         "run_at": datetime.now(tz=UTC).isoformat(timespec="seconds"),
     }
-    out = {"meta": meta, "runs": [{"name": r["name"], **r["summary"], "top_features": r["top"]} for r in runs]}
+    warnings = backtest_warnings(
+        [{"name": r["name"], **r["summary"]} for r in runs],
+        budget_k=args.budget[0],
+        warmup_s=(start - first) if start is not None else (last - first),
+        horizon_s=horizon,
+        threshold=settings.alert_threshold,
+        warmup_genuine=settings.warmup_genuine,
+        test_start_given=start is not None,
+        earliest_test_start=day_from(first + horizon - WARMUP_GRACE_S, zone) if first + horizon < last else None,
+    )
+    out: dict[str, Any] = {
+        "meta": meta,
+        "warnings": [w.as_dict() for w in warnings],
+        "runs": [{"name": r["name"], **r["summary"], "top_features": r["top"], "breakdown": r["breakdown"]}
+                 for r in runs],
+    }
+    if checkpoint_out:
+        out["checkpoint"] = write_checkpoint(det, settings, checkpoint_out, key)
     if args.json:
         Path(args.json).write_bytes(orjson.dumps(out, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY))
     if args.scores_out:
@@ -343,10 +403,12 @@ def evaluate(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
         from offline.backtest.report import ReportRun, write_report
 
         report_runs = [
-            ReportRun(r["name"], y, r["scores"], r["alert"], t, accounts, r["summary"], r["daily"], r["top"])
+            ReportRun(r["name"], y, r["scores"], r["alert"], t, accounts, r["summary"], r["daily"], r["top"],
+                      r["breakdown"])
             for r in runs
         ]
-        write_report(args.report, report_runs, title=f"Kuntur backtest — {Path(args.file).name}", meta=meta)
+        write_report(args.report, report_runs, title=f"Kuntur backtest — {Path(args.file).name}", meta=meta,
+                     warnings=out["warnings"])
     return out
 
 
@@ -397,49 +459,26 @@ def register(sub: Any) -> None:
     )
     p.add_argument("file", help="labelled history: .csv, .csv.gz or .parquet")
     add_history_arguments(p)
-    p.add_argument("--label-delay", metavar="DURATION", help="labels arrive this long after the transaction (7d, 36h)")
-    p.add_argument("--test-start", metavar="TIME", help="first event time counted in the metrics (ISO date/time)")
-    p.add_argument("--test-end", metavar="TIME", help="event time where counting stops (exclusive)")
-    p.add_argument(
-        "--budget",
-        type=budgets,
-        default=[100],
-        metavar="K[,K...]",
-        help="accounts investigators review per day (100); more values after a comma are reported too",
-    )
-    p.add_argument("--model", help="streaming model candidate (default: the configured one; kuntur features --models)")
-    p.add_argument("--threshold", type=float, help="alert threshold 0..1 (default: KUNTUR_ALERT_THRESHOLD or 0.5)")
-    p.add_argument(
-        "--baseline",
-        action="append",
-        choices=["random-forest", "xgboost", "balanced-bagging"],
-        help="add a batch baseline (repeatable)",
-    )
-    p.add_argument("--retrain-every", default="7d", metavar="DURATION", help="baseline retraining period (7d)")
-    p.add_argument("--train-window", default="28d", metavar="DURATION", help="baseline training window (28d)")
-    p.add_argument("--smote", action=SmoteFlag, help="oversample frauds with SMOTE when training the baseline")
-    p.add_argument("--no-search", action="store_true", help="skip the baseline's small hyperparameter search")
-    p.add_argument("--seed", type=int, default=0, help="baseline random seed (0)")
-    p.add_argument("--json", metavar="PATH", help="write the summary as JSON")
-    p.add_argument(
-        "--scores-out", metavar="PATH", help="write every transaction's score (.csv, .csv.gz or .parquet, by extension)"
-    )
-    p.add_argument("--report", metavar="PATH", help="write a self-contained HTML report with plots")
+    add_evaluate_arguments(p)
     p.set_defaults(func=_cmd_evaluate)
 
 
 def _cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     if args.threshold is not None:
         settings = settings.replace(alert_threshold=args.threshold)
-    from offline.errors import BaselineUnavailable, ReportUnavailable, UnknownBaselineError
-
     try:
         out = evaluate(args, settings)
-    except (HistoryError, BaselineUnavailable, UnknownBaselineError, ReportUnavailable) as exc:
+    except OfflineError as exc:
         print(f"kuntur evaluate: error: {exc}", file=sys.stderr)
         return 2
     print_summary(out)
     for what, path in (("summary", args.json), ("scores", args.scores_out), ("report", args.report)):
         if path:
             print(f"{what}: {path}")
+    if "checkpoint" in out:
+        c = out["checkpoint"]
+        print(f"checkpoint: {c['path']} (model {c['version']}, {c['examples_seen']:,} examples learned, "
+              f"{c['frauds_seen']:,} of them frauds; signed with the model key)")
+    for w in out["warnings"]:
+        print(f"warning: {w['message']}", file=sys.stderr)
     return 0

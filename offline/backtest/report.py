@@ -6,6 +6,11 @@ so the report can be mailed to a regulator or attached to a ticket as is. It put
 curves, daily precision of the investigators' top-k accounts, alert volume per day, score
 distributions of fraud vs genuine transactions and the features each run leaned on.
 
+It opens with the backtest's warnings (:mod:`offline.backtest.warnings`: figures that would
+mislead), a readable header (file, window, label rule, model, threshold, budget) and, from
+:mod:`offline.backtest.breakdown`, recall per fraud typology, precision per expert rule,
+the fraud amount caught and missed per currency and a threshold trade-off table.
+
 matplotlib is part of the optional ``eval`` extra; it is imported only when a report is
 written (with the non-interactive Agg canvas, never pyplot's global state).
 """
@@ -52,7 +57,12 @@ body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:2em auto;m
 padding:0 1em}
 h1{font-size:1.6em}h2{font-size:1.25em;margin-top:1.8em;border-bottom:1px solid #ddd}
 table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ddd;padding:.3em .6em;vertical-align:top}
-th{background:#f4f4f4;text-align:left}td.num{text-align:right;font-variant-numeric:tabular-nums}
+th{background:#f4f4f4;text-align:left}
+.warnings{background:#fff3cd;border:2px solid #d39e00;border-radius:6px;padding:.6em 1em;margin:1em 0}
+.warnings h2{margin-top:0;border:none;color:#8a5a00}.warnings li{margin:.4em 0}
+.ok{background:#e8f5e9;border:1px solid #7cb342;border-radius:6px;padding:.4em 1em}
+tr.current td{font-weight:bold}dl.head{display:grid;grid-template-columns:max-content auto;gap:.2em 1em}
+dl.head dt{font-weight:bold}dl.head dd{margin:0}td.num{text-align:right;font-variant-numeric:tabular-nums}
 code,pre{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.9em}
 pre{white-space:pre-wrap;word-break:break-all;margin:0}
 figure{margin:1em 0}img{max-width:100%}figcaption{color:#555;font-size:.9em}
@@ -72,6 +82,7 @@ class ReportRun:
     summary: dict[str, Any]  # offline.backtest.metrics.summarize(...) plus extras (throughput_tx_s, ...)
     daily: list[dict[str, Any]]  # offline.backtest.metrics.daily_precision_at_k(...)[0]
     top_features: Sequence[tuple[str, float]] = field(default_factory=list)  # (feature, importance)
+    breakdown: dict[str, Any] = field(default_factory=dict)  # offline.backtest.breakdown.breakdown(...)
 
 
 def _esc(value: Any) -> str:
@@ -173,8 +184,12 @@ def _daily(Figure: Any, runs: Sequence[ReportRun], colors: list[str], k: Any) ->
         volume = alerts_per_day(np.floor_divide(np.asarray(run.ts, dtype=np.float64), _DAY_S), run.alert)
         if volume:
             ax_v.plot(_days(volume), [r["alerts"] for r in volume], color=color, marker=".", label=run.name)
-    ax_p.set(ylabel=f"precision of top {k} accounts", ylim=(0, 1.02), title="Daily precision at the alert budget")
-    ax_v.set(ylabel="alerts", title="Alerts per day")
+    if isinstance(k, int | float) and not isinstance(k, bool):
+        ax_v.axhline(k, color="#d39e00", linestyle="--", label=f"budget: {k:,} a day")
+    ax_p.set(xlabel="day", ylabel=f"precision of top {k} accounts", ylim=(0, 1.02),
+             title="Daily precision at the alert budget")
+    ax_v.set(xlabel="day", ylabel="alerts raised that day", title="Alerts per day")
+    ax_v.set_ylim(bottom=0)
     for fig, ax in ((prec, ax_p), (vol, ax_v)):
         ax.grid(alpha=0.3)
         if ax.lines:
@@ -186,7 +201,7 @@ def _daily(Figure: Any, runs: Sequence[ReportRun], colors: list[str], k: Any) ->
             "daily precision at budget",
             f"Each day, the share of fraudulent accounts among the {k} accounts with the highest score.",
         ),
-        _figure_html(vol, "alerts per day", "Alerts raised per day (threshold or rule)."),
+        _figure_html(vol, "alerts per day", "Alerts raised per day (threshold or rule); dashed: the budget."),
     ]
 
 
@@ -218,7 +233,7 @@ def _features(Figure: Any, runs: Sequence[ReportRun], colors: list[str]) -> list
         fig = Figure(figsize=(8.0, 0.3 * len(top) + 1.2), layout="constrained")
         ax = fig.subplots()
         ax.barh(names, values, color=color)
-        ax.set(title=f"Top features — {run.name}")
+        ax.set(title=f"Top features — {run.name}", xlabel="importance (forest) or times cited in alerts")
         ax.grid(alpha=0.3, axis="x")
         out.append(_figure_html(fig, f"top features of {run.name}", f"Top features of {run.name}."))
     return out
@@ -250,11 +265,117 @@ def _details(runs: Sequence[ReportRun]) -> str:
     return "".join(parts)
 
 
-def write_report(path: str | Path, runs: Sequence[ReportRun], title: str, meta: dict[str, Any]) -> None:
+#: (meta key, label) of the header, in this order; the rest is under "All run facts".
+_HEADER: tuple[tuple[str, str], ...] = (
+    ("file", "history"),
+    ("transactions", "transactions"),
+    ("first_transaction", "from"),
+    ("last_transaction", "to"),
+    ("test_transactions", "in the test window"),
+    ("label_rule", "labels"),
+    ("model", "model"),
+    ("threshold", "alert threshold"),
+    ("budget_k", "budget (accounts a day)"),
+    ("run_at", "run at"),
+)
+
+
+def _header(meta: dict[str, Any]) -> str:
+    rows = []
+    for key, label in _HEADER:
+        if key not in meta or meta[key] is None:
+            continue
+        value = meta[key]
+        if key in ("transactions", "test_transactions") and isinstance(value, int):
+            value = f"{value:,}"
+        rows.append(f"<dt>{_esc(label)}</dt><dd>{_esc(value)}</dd>")
+    window = [f"from {meta['test_start']}" if meta.get("test_start") else "",
+              f"until {meta['test_end']}" if meta.get("test_end") else ""]
+    text = " ".join(w for w in window if w) or "the whole file (no --test-start/--test-end)"
+    if meta.get("timezone"):
+        text += f" ({meta['timezone']} time)"
+    rows.insert(min(len(rows), 4), f"<dt>test window</dt><dd>{_esc(text)}</dd>")
+    facts = "".join(f"<tr><th>{_esc(key)}</th><td>{_meta_value(v)}</td></tr>" for key, v in meta.items())
+    return (f'<dl class="head">{"".join(rows)}</dl>'
+            f"<details><summary>All run facts</summary><table>{facts}</table></details>")
+
+
+def _warnings_html(warnings: Sequence[dict[str, Any]]) -> str:
+    if not warnings:
+        return '<p class="ok">No warnings: the figures below come from a model that learned both classes.</p>'
+    items = "".join(f"<li>{_esc(w.get('message', w))}</li>" for w in warnings)
+    return (f'<div class="warnings" role="alert"><h2>⚠ {len(warnings)} warning{"s" if len(warnings) > 1 else ""}'
+            f": these figures may mislead</h2><ul>{items}</ul></div>")
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], classes: Sequence[str] = ()) -> str:
+    head = "".join(f"<th>{_esc(h)}</th>" for h in headers)
+    marks = [*classes, *[""] * (len(rows) - len(classes))]
+    body = "".join(
+        (f'<tr class="{mark}">' if mark else "<tr>") + "".join(row) + "</tr>"
+        for row, mark in zip(rows, marks, strict=True)
+    )
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _num(value: Any, spec: str) -> str:
+    return f'<td class="num">{_fmt(value, spec)}</td>'
+
+
+def _breakdown_html(runs: Sequence[ReportRun]) -> list[str]:
+    """Typology recall, rule precision, fraud amounts and threshold trade-offs, per run."""
+    out: list[str] = []
+    typed = [r for r in runs if r.breakdown.get("by_typology")]
+    if typed:
+        kinds = list(dict.fromkeys(row["typology"] for r in typed for row in r.breakdown["by_typology"]))
+        by = {r.name: {row["typology"]: row for row in r.breakdown["by_typology"]} for r in typed}
+        rows = [[f"<th>{_esc(kind)}</th>", _num(by[typed[0].name].get(kind, {}).get("frauds"), ",d"),
+                 *(_num(by[r.name].get(kind, {}).get("recall"), ".3f") for r in typed)] for kind in kinds]
+        out += ["<h2>Recall per fraud typology</h2>",
+                _table(["typology", "frauds", *(f"recall — {r.name}" for r in typed)], rows),
+                "<p>Share of each typology's frauds in the test window that raised an alert.</p>"]
+    for run in runs:
+        rules = run.breakdown.get("by_rule")
+        if rules:
+            rows = [[f"<th>{_esc(r['rule'])}</th>", _num(r["fired"], ",d"), _num(r["frauds"], ",d"),
+                     _num(r["precision"], ".3f"), f"<td>{'alerts' if r['alerts_by_itself'] else 'annotates'}</td>"]
+                    for r in rules]
+            out += [f"<h2>Expert rules — {_esc(run.name)}</h2>",
+                    _table(["rule", "fired on", "of them frauds", "precision", "role"], rows),
+                    "<p>Precision of each rule on its own over the test window: rules that alert by themselves "
+                    "raise an alert whatever the score; the others only annotate the model's alerts.</p>"]
+    amounts = [(r, row) for r in runs for row in r.breakdown.get("fraud_amount", [])]
+    if amounts:
+        rows = [[f"<th>{_esc(r.name)}</th>", f"<td>{_esc(row['currency'])}</td>", _num(row["frauds"], ",d"),
+                 _num(row["caught_frauds"], ",d"), _num(row["caught_amount"], ",.2f"),
+                 _num(row["missed_amount"], ",.2f"), _num(row["caught_share"], ".1%")] for r, row in amounts]
+        out += ["<h2>Fraud amount caught and missed</h2>",
+                _table(["run", "currency", "frauds", "alerted", "amount caught", "amount missed", "share caught"],
+                       rows),
+                "<p>The amounts of fraudulent transactions that raised an alert (caught) or not (missed), per "
+                "currency: amounts in different currencies are never added.</p>"]
+    for run in runs:
+        table = run.breakdown.get("thresholds")
+        if table:
+            rows = [[_num(r["threshold"], ".2f"), _num(r["alerts"], ",d"), _num(r["alerts_per_day"], ",.1f"),
+                     _num(r["precision"], ".3f"), _num(r["recall"], ".3f")] for r in table]
+            classes = ["current" if r.get("current") else "" for r in table]
+            out += [f"<h2>Threshold trade-off — {_esc(run.name)}</h2>",
+                    _table(["threshold", "alerts", "alerts/day", "precision", "recall"], rows, classes),
+                    "<p>What the score alone would alert at each threshold (bold: the run's own); rules that "
+                    "alert by themselves come on top. Pick the threshold whose alerts a day the team can review.</p>"]
+    return out
+
+
+def write_report(
+    path: str | Path, runs: Sequence[ReportRun], title: str, meta: dict[str, Any],
+    warnings: Sequence[dict[str, Any]] = (),
+) -> None:
     """Write the backtest report for ``runs`` (same test window each) to ``path`` as one HTML file.
 
-    ``meta`` is shown in the header in its own order (file, rows, label rule, threshold,
-    budget, model, command line, date, ...); nested values are shown as JSON. Raises
+    ``warnings`` (``{"code", "run", "message"}`` each) are shown first, in a banner.
+    ``meta`` gives the header (file, range, window, label rule, model, threshold, budget,
+    date); every entry is also listed under "All run facts", nested values as JSON. Raises
     :class:`ReportUnavailable` if matplotlib is missing.
     """
     if not runs:
@@ -262,17 +383,18 @@ def write_report(path: str | Path, runs: Sequence[ReportRun], title: str, meta: 
     Figure = _matplotlib()
     colors = _colors(len(runs))
     k = meta.get("budget_k", runs[0].summary.get("budget_k", "k"))
-    meta_rows = "".join(f"<tr><th>{_esc(key)}</th><td>{_meta_value(v)}</td></tr>" for key, v in meta.items())
     figures = [*_curves(Figure, runs, colors), *_daily(Figure, runs, colors, k), _distributions(Figure, runs)]
     features = _features(Figure, runs, colors)
     body = [
         f"<h1>{_esc(title)}</h1>",
-        f"<table>{meta_rows}</table>",
+        _warnings_html(warnings),
+        _header(meta),
         "<h2>Summary</h2>",
         _summary_table(runs, k),
         "<p>Ratios are over the test window; precision, recall and F1 are of the alerts raised "
         f"(threshold or rule); precision@{_esc(k)} is the mean over days of the share of frauds among "
         f"the {_esc(k)} accounts with the highest score that day.</p>",
+        *_breakdown_html(runs),
         "<h2>Curves</h2>",
         *figures[:2],
         "<h2>Over time</h2>",

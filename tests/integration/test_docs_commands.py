@@ -97,7 +97,8 @@ def test_every_sh_block_is_run_or_skipped_on_purpose():
     blocks = all_blocks()
     assert len(blocks) >= 8, "no sh blocks found: did the fence style change?"
     run = [(doc, i) for doc, i, block in blocks if skip_reason(doc, block) is None]
-    assert ("README.md", 1) in run and ("README.md", 3) in run  # the by-hand flow and the backtest
+    assert ("README.md", 1) in run and ("README.md", 3) in run  # the by-hand flow and the warm-up's bootstrap
+    assert ("README.md", 4) in run  # the backtest
     for doc, start in SKIP_BLOCKS:  # a stale skip entry hides nothing: it must match a block
         assert any(d == doc and first_command(b).startswith(start) for d, _, b in blocks), (doc, start)
 

@@ -128,3 +128,100 @@ def test_pending_buffer_holds_a_whole_label_horizon_so_no_label_is_lost(history_
     assert run.pending_capacity > 100
     assert run.detector.counts["unknown-transaction"] == 0
     assert run.detector.model.examples_seen > 2000
+
+
+def _no_genuine_history(path):
+    """Two days of traffic; frauds reported within hours, genuine ones never: with a 7-day
+    horizon the model cannot learn a genuine example (the issue's 6.7-day history)."""
+    rows = ["transaction_id,account_id,merchant_id,timestamp,amount,label,label_time"]
+    for i in range(400):
+        t = 1767243600 + i * 430  # 2026-01-01 Lima, every ~7 minutes for 2 days
+        fraud = i % 40 == 7
+        rows.append(f"t{i},a{i % 25},m{i % 7},{t},{900.0 if fraud else 20.0 + i % 13},{int(fraud)},"
+                    f"{t + 3600 if fraud else ''}")
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def test_cli_warns_when_the_figures_would_mislead(tmp_path, capsys):
+    history = _no_genuine_history(tmp_path / "short.csv")
+    out = tmp_path / "s.json"
+    report = tmp_path / "r.html"
+    assert main(["evaluate", str(history), "--json", str(out), "--report", str(report), "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("warning: ")]
+    summary = orjson.loads(out.read_bytes())
+    codes = [w["code"] for w in summary["warnings"]]
+    assert codes[:2] == ["no-genuine-learned", "warmup-shorter-than-horizon"]
+    assert len(lines) == len(codes) and "learned no genuine example" in lines[0]
+    assert summary["runs"][0]["genuine_learned"] == 0
+    text = report.read_text()
+    assert text.index('class="warnings"') < text.index("<h2>Summary</h2>")
+    assert "learned no genuine example" in text
+
+
+def test_a_window_outside_the_file_fails_before_the_run_and_names_the_files_range(history_file, capsys,
+                                                                                  monkeypatch):
+    import offline.backtest.evaluate as evaluate_module
+
+    def never(*a, **kw):
+        raise AssertionError("the history was processed")
+
+    monkeypatch.setattr(evaluate_module, "load_history", never)
+    monkeypatch.setattr(evaluate_module, "run_online", never)
+    assert main(["evaluate", str(history_file), "--test-start", "2026-02-15", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "--test-start 2026-02-15 is after the history's last transaction (2026-01-09 " in err
+    assert "the file covers 2026-01-01 00:15 America/Lima – 2026-01-09 16:23 America/Lima" in err
+    assert main(["evaluate", str(history_file), "--test-end", "2025-12-31", "--no-progress"]) == 2
+    assert "--test-end 2025-12-31 is at or before the history's first transaction" in capsys.readouterr().err
+    assert main(["evaluate", str(history_file), "--test-start", "2026-01-05", "--test-end", "2026-01-04",
+                 "--no-progress"]) == 2
+    assert "is not before --test-end" in capsys.readouterr().err
+    assert main(["evaluate", str(history_file), "--test-start", "next tuesday", "--no-progress"]) == 2
+    assert "use an ISO date" in capsys.readouterr().err
+
+
+def test_test_start_without_an_offset_is_read_in_the_timezone(history_file, tmp_path):
+    def window(*extra):
+        out = tmp_path / "w.json"
+        assert main(["evaluate", str(history_file), "--label-delay", "2d", *extra, "--json", str(out),
+                     "--no-progress"]) == 0
+        return orjson.loads(out.read_bytes())["meta"]["test_transactions"]
+
+    h = load_history(history_file)
+    lima_midnight = 1767243600 + 3 * 86400  # 2026-01-04T00:00-05:00
+    assert window("--test-start", "2026-01-04") == int(np.sum(h.ts >= lima_midnight))
+    assert window("--test-start", "2026-01-04T00:00:00-05:00") == window("--test-start", "2026-01-04")
+    assert window("--test-start", "2026-01-04", "--timezone", "UTC") == int(np.sum(h.ts >= lima_midnight - 5 * 3600))
+
+
+def test_checkpoint_out_writes_the_trained_model_a_worker_loads(history_file, tmp_path, capsys, monkeypatch):
+    from features.catalogue import FEATURE_NAMES
+    from models.checkpoint import load_checkpoint
+
+    key = "k" * 64
+    path = tmp_path / "data" / "model.ckpt"
+    out = tmp_path / "s.json"
+    monkeypatch.delenv("KUNTUR_MODEL_KEY_FILE", raising=False)
+    monkeypatch.delenv("KUNTUR_MODEL_KEY", raising=False)
+    # no key: refused before the run, nothing written
+    assert main(["evaluate", str(history_file), "--checkpoint-out", str(path), "--no-progress"]) == 2
+    assert "no model key" in capsys.readouterr().err and not path.exists()
+    monkeypatch.setenv("KUNTUR_MODEL_KEY", key)
+    assert main(["evaluate", str(history_file), "--label-delay", "2d", "--checkpoint-out", str(path),
+                 "--json", str(out), "--no-progress"]) == 0
+    assert f"checkpoint: {path}" in capsys.readouterr().out
+    summary = orjson.loads(out.read_bytes())
+    det = load_checkpoint(path, key.encode(), feature_names=FEATURE_NAMES)
+    assert det.model.examples_seen == summary["runs"][0]["examples_seen"] > 2000
+    assert det.model.frauds_seen > 0 and det.warm
+    assert summary["checkpoint"]["version"] == det.model.version == "gam-pairs-asinh.g1"
+    # the worker's settings, not the backtest's stretched horizon and buffer; no history left pending
+    assert det.label_horizon_s == 7 * 86400 and det.pending_capacity == 500_000 and len(det.pending) == 0
+    # the model scores as the backtest's last state did: it is the same model
+    x = dict.fromkeys(FEATURE_NAMES, 1.0)
+    assert 0.0 <= det.model.score_one(x) <= 1.0
+    # an existing checkpoint (a worker's model) is never replaced
+    assert main(["evaluate", str(history_file), "--checkpoint-out", str(path), "--no-progress"]) == 2
+    assert "the file exists" in capsys.readouterr().err

@@ -234,3 +234,24 @@ def test_card_precision_removes_accounts_detected_on_earlier_days() -> None:
     assert mean == pytest.approx(np.mean(daily))
     assert mean <= daily_precision_at_k(day, account, y, s, 10)[1] + 1e-12
     assert summarize(y, s, s > 0.9, day * 86400.0, account, 10)["card_precision_at_budget"] == pytest.approx(mean)
+
+
+def test_breakdown_tables_of_a_run():
+    from offline.backtest.breakdown import fraud_amounts, rule_precision, threshold_table, typology_recall
+
+    y = np.array([True, True, True, False, False, False])
+    alert = np.array([True, False, True, True, False, False])
+    s = np.array([0.9, 0.2, 0.6, 0.7, 0.1, 0.3])
+    rows = typology_recall(y, alert, ["card_testing", "card_testing", None, None, None, None])
+    assert rows == [{"typology": "card_testing", "frauds": 2, "caught": 1, "recall": 0.5},
+                    {"typology": "(none given)", "frauds": 1, "caught": 1, "recall": 1.0}]
+    rules = rule_precision({"card-testing": np.array([1, 1, 0, 1, 0, 0], bool)}, y, frozenset({"card-testing"}))
+    assert rules == [{"rule": "card-testing", "fired": 3, "frauds": 2, "precision": 2 / 3, "alerts_by_itself": True}]
+    amount = np.array([100.0, 50.0, 30.0, 5.0, 5.0, 5.0])
+    amounts = fraud_amounts(y, alert, amount, ["PEN", "PEN", "USD", "PEN", "", ""])
+    assert [(r["currency"], r["caught_amount"], r["missed_amount"]) for r in amounts] == [
+        ("PEN", 100.0, 50.0), ("USD", 30.0, 0.0)]
+    table = threshold_table(y, s, days=2, threshold=0.65, thresholds=(0.5, 0.8))
+    assert [(r["threshold"], r["alerts"], r["alerts_per_day"], r["current"]) for r in table] == [
+        (0.5, 3, 1.5, False), (0.65, 2, 1.0, True), (0.8, 1, 0.5, False)]
+    assert table[0]["precision"] == 2 / 3 and table[0]["recall"] == 2 / 3

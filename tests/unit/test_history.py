@@ -166,3 +166,42 @@ def test_label_lead_sends_labels_earlier_without_changing_their_report_time(time
     # a's report (02:00) now goes out before b (01:00) is sent; c's (03:00) before d (04:00) as before
     assert seq[:3] == [("a", "tx"), ("a", h.label_times[0]), ("b", "tx")]
     assert [s for s in seq if s[1] != "tx"] == [("a", h.label_times[0]), ("c", h.label_times[2])]
+
+
+def test_time_range_reads_only_the_timestamp_column(tmp_path, handbook):
+    from offline.backtest.history import time_range
+
+    lo, hi = time_range(handbook, parse_columns(HANDBOOK), timezone="UTC")
+    assert (lo, hi) == (1522540831.0, 1522543200.0)  # 00:00:31 and 00:40 UTC; "not a time" skipped
+    lima = time_range(handbook, parse_columns(HANDBOOK), timezone="America/Lima")
+    assert lima == (lo + 5 * 3600, hi + 5 * 3600)
+    with pytest.raises(HistoryError, match="not in the file"):
+        time_range(handbook, parse_columns("timestamp=NOPE"))
+
+
+def test_window_checks_and_zones():
+    from zoneinfo import ZoneInfo
+
+    from offline.backtest.window import check_window, local_seconds, parse_when
+
+    lima = ZoneInfo("America/Lima")
+    first, last = parse_when("2026-01-01", "s", lima), parse_when("2026-01-13T08:12", "e", lima)
+    assert last - first == 12 * 86400 + 8 * 3600 + 12 * 60
+    assert parse_when("2026-01-01T00:00:00Z", "s", lima) == first - 5 * 3600
+    with pytest.raises(HistoryError, match=r"after the history's last transaction \(2026-01-13 08:12 America/Lima\); "
+                                           r"the file covers 2026-01-01 00:00 America/Lima – 2026-01-13 08:12"):
+        check_window(parse_when("2026-01-15", "s", lima), None, first, last, lima, "2026-01-15")
+    check_window(first, last, first, last, lima)  # the whole file is a window
+    days = local_seconds(np.array([first, first - 1]), lima) // 86400
+    assert days[0] - days[1] == 1  # Lima's midnight separates the days
+
+
+def test_fraud_type_column_is_kept_for_the_report_not_the_pipeline(tmp_path):
+    path = write(tmp_path / "t.csv", """
+transaction_id,account_id,timestamp,amount,is_fraud,fraud_type
+a,x,2026-01-01T00:00:00Z,5,1,card_testing
+b,y,2026-01-01T00:01:00Z,5,0,
+""")
+    h = load_history(path)
+    assert h.fraud_types == ["card_testing", None]
+    assert "fraud_type" not in h.transactions[0].extra

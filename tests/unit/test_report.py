@@ -100,3 +100,39 @@ def test_missing_matplotlib_names_the_extra(monkeypatch: pytest.MonkeyPatch, tmp
         require_matplotlib()
     with pytest.raises(ReportUnavailable, match=r"kuntur\[eval\]"):
         write_report(tmp_path / "r.html", [_run("x", 4, 0.5, [])], title="t", meta={})
+
+
+def test_report_opens_with_the_warnings_a_readable_header_and_the_breakdown(tmp_path: Path) -> None:
+    from offline.backtest.breakdown import breakdown
+
+    run = _run("online m", 5, 0.6, [])
+    n = len(run.y)
+    types = ["card_testing" if i % 2 else "account_takeover" for i in range(n)]
+    currency = ["USD" if i % 3 == 0 else "PEN" for i in range(n)]
+    fired = {"card-testing": np.arange(n) % 50 == 0}
+    run.breakdown = breakdown(run.y, run.s, run.alert, run.summary["days"], 0.7, np.full(n, 10.0), currency,
+                              types, fired, frozenset({"card-testing"}))
+    warnings = [{"code": "auc-below-chance", "run": "online m", "message": "online m: ROC AUC 0.4 <is> below 0.5"}]
+    meta = {"file": "h.csv", "transactions": 4000, "first_transaction": "2025-01-01 00:00 America/Lima",
+            "test_start": "2025-01-05", "timezone": "America/Lima", "label_rule": "7d", "threshold": 0.7,
+            "budget_k": 25, "columns": {"account_id": "CUSTOMER_ID"}}
+    path = tmp_path / "r.html"
+    write_report(path, [run], title="t", meta=meta, warnings=warnings)
+    text = path.read_text(encoding="utf-8")
+    assert text.index('class="warnings"') < text.index('class="head"') < text.index("<h2>Summary</h2>")
+    assert "ROC AUC 0.4 &lt;is&gt; below 0.5" in text and "1 warning:" in text
+    assert "<dt>test window</dt><dd>from 2025-01-05 (America/Lima time)</dd>" in text
+    assert "<dt>transactions</dt><dd>4,000</dd>" in text
+    assert "<summary>All run facts</summary>" in text  # the full dict, folded away
+    assert "Recall per fraud typology" in text and "card_testing" in text
+    assert "Expert rules — online m" in text and "<td>alerts</td>" in text
+    # amounts per currency, never added across currencies
+    assert text.count("<td>USD</td>") == 1 and text.count("<td>PEN</td>") == 1
+    assert "Threshold trade-off — online m" in text and '<tr class="current">' in text
+    assert "dashed: the budget" in text
+
+
+def test_report_without_warnings_says_so(tmp_path: Path) -> None:
+    path = tmp_path / "r.html"
+    write_report(path, [_run("x", 6, 0.5, [])], title="t", meta={}, warnings=[])
+    assert "No warnings" in path.read_text(encoding="utf-8")
