@@ -12,7 +12,7 @@ from typing import Any
 
 from offline.backtest.window import DEFAULT_TIMEZONE
 
-__all__ = ["SmoteFlag", "add_evaluate_arguments", "add_history_arguments", "budgets"]
+__all__ = ["SmoteFlag", "add_evaluate_arguments", "add_history_arguments", "budgets", "duration"]
 
 
 def add_history_arguments(p: argparse.ArgumentParser) -> None:
@@ -34,7 +34,8 @@ def add_history_arguments(p: argparse.ArgumentParser) -> None:
 
 def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
     """``kuntur evaluate``'s own options (after the history's)."""
-    p.add_argument("--label-delay", metavar="DURATION", help="labels arrive this long after the transaction (7d, 36h)")
+    p.add_argument("--label-delay", type=duration, metavar="DURATION",
+                   help="labels arrive this long after the transaction (7d, 36h; a unit is required)")
     p.add_argument("--test-start", metavar="TIME",
                    help="first event time counted in the metrics (ISO date/time; without an offset: --timezone)")
     p.add_argument("--test-end", metavar="TIME", help="event time where counting stops (exclusive; as --test-start)")
@@ -53,8 +54,10 @@ def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
         choices=["random-forest", "xgboost", "balanced-bagging"],
         help="add a batch baseline (repeatable)",
     )
-    p.add_argument("--retrain-every", default="7d", metavar="DURATION", help="baseline retraining period (7d)")
-    p.add_argument("--train-window", default="28d", metavar="DURATION", help="baseline training window (28d)")
+    p.add_argument("--retrain-every", type=duration, default="7d", metavar="DURATION",
+                   help="baseline retraining period (7d)")
+    p.add_argument("--train-window", type=duration, default="28d", metavar="DURATION",
+                   help="baseline training window (28d)")
     p.add_argument("--smote", action=SmoteFlag, help="oversample frauds with SMOTE when training the baseline")
     p.add_argument("--no-search", action="store_true", help="skip the baseline's small hyperparameter search")
     p.add_argument("--seed", type=int, default=0, help="baseline random seed (0)")
@@ -69,6 +72,23 @@ def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
         help="write the trained model as a signed worker checkpoint (needs the model key; a worker loads "
         "<data_dir>/model.ckpt at start, e.g. data/model.ckpt)",
     )
+
+
+def duration(text: str) -> str:
+    """A ``DURATION`` option, checked when parsed (``7d``; a bare number other than 0 is a
+    usage error) and kept as written.
+
+    >>> duration("7d")
+    '7d'
+    """
+    from offline.backtest.history import parse_duration
+    from offline.errors import HistoryError
+
+    try:
+        parse_duration(text)
+    except HistoryError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def budgets(text: str) -> list[int]:

@@ -439,7 +439,12 @@ rules, as the worker alerts), the investigators' alert budget -- daily precision
 top-k accounts by score (--budget), averaged over days (P@budget), and the literature's
 card precision top-k (CP@budg: the same with accounts found fraudulent on earlier days
 removed) -- alerts per day, and the scoring throughput. --baseline adds the original
-plan's batch model, retrained on a schedule on the same features under the same label-arrival rule, as extra rows."""
+plan's batch model, retrained on a schedule on the same features under the same label-arrival rule, as extra rows.
+
+Figures that would mislead (no genuine example learned, AUC < 0.5, alerts/day 3x the
+budget, a run alerting on most transactions, a warm-up shorter than the label horizon)
+come with "warning:" lines on stderr, under "warnings" in --json and atop --report.
+--checkpoint-out data/model.ckpt keeps the trained model for a worker (<data_dir>/model.ckpt)."""
 
 _EXAMPLE = """\
 example (the Fraud Detection Handbook's simulated data):

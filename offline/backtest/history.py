@@ -13,8 +13,8 @@ reported on: the HTML report's recall per typology.
 
 >>> parse_columns("account_id=CUSTOMER_ID, amount=TX_AMOUNT")
 {'account_id': 'CUSTOMER_ID', 'amount': 'TX_AMOUNT'}
->>> parse_duration("7d"), parse_duration("90m"), parse_duration("3600")
-(604800.0, 5400.0, 3600.0)
+>>> parse_duration("7d"), parse_duration("90m"), parse_duration("3600s"), parse_duration("0")
+(604800.0, 5400.0, 3600.0, 0.0)
 """
 
 from __future__ import annotations
@@ -56,11 +56,21 @@ _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 
 
 def parse_duration(text: str) -> float:
-    """``"7d"``, ``"12h"``, ``"90m"``, ``"30s"``, ``"2w"`` or plain seconds → seconds."""
+    """``"7d"``, ``"12h"``, ``"90m"``, ``"30s"``, ``"2w"`` → seconds; ``"0"`` is 0.
+
+    A number without a unit is an error: ``--label-delay 7`` meant 7 days far more often
+    than 7 seconds, and taking it as seconds silently turns a backtest into one with
+    instant labels.
+    """
     m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*", text or "")
     if not m:
         raise HistoryError(f"bad duration {text!r}: use a number with a unit s, m, h, d or w (e.g. 7d)")
-    return float(m.group(1)) * _UNITS[m.group(2) or "s"]
+    number, unit = m.group(1), m.group(2)
+    if not unit and float(number) != 0:
+        raise HistoryError(
+            f"duration {text.strip()!r} has no unit: write {number}d, {number}h, {number}m or {number}s"
+        )
+    return float(number) * _UNITS[unit or "s"]
 
 
 def parse_columns(spec: str | None) -> dict[str, str]:

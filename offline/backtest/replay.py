@@ -19,7 +19,7 @@ from typing import Any
 
 from config.settings import Settings
 from features.transaction import SCHEMA_FIELDS, Transaction
-from offline.backtest.cli_args import add_history_arguments
+from offline.backtest.cli_args import add_history_arguments, duration
 from offline.backtest.history import History, LabelRule, events, label_rule, load_history, parse_columns, parse_duration
 from offline.errors import HistoryError
 from offline.progress import Progress
@@ -139,9 +139,11 @@ def register(sub: Any) -> None:
     )
     p.add_argument("file", help="history: .csv, .csv.gz or .parquet (same column mapping as kuntur evaluate)")
     add_history_arguments(p)
-    p.add_argument("--label-delay", metavar="DURATION", help="labels reported this long after the transaction (7d)")
+    p.add_argument("--label-delay", type=duration, metavar="DURATION",
+                   help="labels reported this long after the transaction (7d; a unit is required)")
     p.add_argument(
         "--label-lead",
+        type=duration,
         metavar="DURATION",
         help="send each label this much event time before its report time (default 0). The worker still applies "
         "it at its report time, so a busy labels consumer cannot make it land late; the result equals evaluate's",

@@ -205,3 +205,19 @@ b,y,2026-01-01T00:01:00Z,5,0,
     h = load_history(path)
     assert h.fraud_types == ["card_testing", None]
     assert "fraud_type" not in h.transactions[0].extra
+
+
+def test_a_duration_without_a_unit_is_an_error_not_seconds(tmp_path, capsys):
+    from stream.cli import main
+
+    assert parse_duration("0") == 0.0
+    for bare in ("7", "3600", "1.5"):
+        with pytest.raises(HistoryError, match=f"duration '{bare}' has no unit: write {bare}d"):
+            parse_duration(bare)
+    history = write(tmp_path / "h.csv", "transaction_id,account_id,timestamp,amount,label\nt,a,2026-01-01Z,5,0")
+    for argv in (["evaluate", str(history), "--label-delay", "7"], ["evaluate", str(history), "--retrain-every", "7"],
+                 ["replay", str(history), "--label-lead", "30"]):
+        with pytest.raises(SystemExit) as exit_:
+            main(argv)
+        assert exit_.value.code == 2
+        assert "has no unit" in capsys.readouterr().err
