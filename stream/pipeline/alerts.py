@@ -1,4 +1,8 @@
-"""Alert records (DESIGN.md): explainable, idempotent by ``alert_id``."""
+"""Alert records (DESIGN.md): explainable, idempotent by ``alert_id``.
+
+``reasons`` are plain-language sentences (:mod:`stream.pipeline.reasons`): the model's top
+contributions (``"source": "model"``), then strong deviations from the account's history
+the model did not name (``"source": "history"``, contribution 0)."""
 
 from __future__ import annotations
 
@@ -6,9 +10,9 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from features.catalogue import describe
 from features.transaction import Transaction
 from models.detector import Scored
+from stream.pipeline.reasons import plain_reasons
 
 _ALERT_NS = uuid.UUID("6b756e74-7572-4b75-6e74-757266726175")  # "kuntur"-derived, fixed forever
 
@@ -41,15 +45,7 @@ def build_alert(
         "score": round(scored.score, 6),
         "threshold": threshold,
         "model_version": model_version,
-        "reasons": [
-            {
-                "feature": r.feature,
-                "value": r.value,
-                "text": describe(r.feature, r.value),
-                "contribution": round(r.contribution, 6),
-            }
-            for r in scored.reasons
-        ],
+        "reasons": plain_reasons(scored.reasons, features, tx),
         "rules": rules,
         "features": features,
         "amount": tx.amount,

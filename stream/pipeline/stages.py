@@ -24,7 +24,7 @@ from features.merchant import (
     update_merchant,
 )
 from features.transaction import Transaction
-from models.detector import Detector, LabelOutcome
+from models.detector import Detector, LabelOutcome, Scored
 from models.rules import fired_rules, rules_alert
 from models.scorer import FraudModel
 from stream.pipeline.deferred import DeferredLabels
@@ -128,6 +128,21 @@ class ScoreStage:
         )
         frauds = [f for f in map(merchant_fraud, released) if f is not None]
         return Verdict(scored=scored, rules=rules, features=x, labels=released, frauds=frauds)
+
+    def what_if(self, msg: ToScore) -> Verdict:
+        """What :meth:`on_transaction` would decide for ``msg`` now, changing nothing: no
+        deferred label applied, nothing parked, no counter, no watermark move. The reasons
+        are computed whether or not it would alert (``POST /score``, :mod:`stream.score_api`)."""
+        det = self.detector
+        x = dict(zip(FEATURE_NAMES, msg.values, strict=True))
+        rules = fired_rules(x)
+        row, _ = det.pending.vector(x)
+        scoring = det.model.forward_row(row, det.pending.names, x)
+        model = det.model
+        # Detector.warm without caching the answer (the flag is part of its checkpoint)
+        warm = det._warm or model.examples_seen - model.frauds_seen >= det.warmup_genuine
+        alert = rules_alert(rules) or (scoring.score >= det.threshold and warm)
+        return Verdict(scored=Scored(scoring.score, alert, model.explain(scoring, x)), rules=rules, features=x)
 
     def on_label(self, label: Label) -> tuple[LabelOutcome | None, MerchantFraud | None]:
         """Apply a label once the scored stream's event time has reached its report time.
