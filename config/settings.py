@@ -82,6 +82,9 @@ class Settings:
     partitions: int = _opt(4, "partitions of every topic Kuntur creates (bounds parallelism)")
     replication_factor: int = _opt(1, "replication factor of topics Kuntur creates")
 
+    changelog_seal: bool = _opt(
+        True, "broker compatibility (Tansu): end each changelog partition at shutdown; Apache Kafka does not need it"
+    )
     consumer_fetch_max_wait_ms: int = _opt(20, "longest a fetch waits for data (Faust's fixed default is 1500 ms)")
     broker_unreachable_exit_s: float = _opt(
         120.0, "a worker exits (code 3) when no broker answers for this long, at start or while running; 0: never"
@@ -134,6 +137,12 @@ class Settings:
     # Operations.
     web_host: str = _opt("127.0.0.1", "bind address of /metrics (0.0.0.0 in containers)")
     web_port: int = _opt(6066, "port of /metrics, /health and /ready")
+    score_token: Secret = _opt(
+        Secret(""),
+        "bearer token POST /score requires (>= 32 characters; masked in logs); without one, /score answers only"
+        " when web_host is loopback",
+    )
+    score_token_file: str = _opt("", "file holding the /score bearer token instead (first line)")
     log_level: str = _opt("info", "debug, info, warning, error")
     log_format: str = _opt("text", "text (human) or json (one object per line: ts, level, logger, message, extras)")
     alert_budget_ratio: float = _opt(
@@ -197,6 +206,13 @@ class Settings:
         if text and len(text) < MIN_KEY_CHARS:
             raise ConfigError(f"the pseudonym key must be at least {MIN_KEY_CHARS} characters")
         return text.encode() if text else None
+
+    def score_bearer_token(self) -> str | None:
+        """The token ``POST /score`` requires (``score_token`` or ``score_token_file``), or ``None``."""
+        text = _key_text(self.score_token, self.score_token_file, "score_token_file")
+        if text and len(text) < MIN_KEY_CHARS:
+            raise ConfigError(f"the /score token must be at least {MIN_KEY_CHARS} characters")
+        return text or None
 
     @property
     def kafka_bootstrap_servers(self) -> list[str]:

@@ -44,6 +44,7 @@ from stream.pipeline.deferred import DeferredLabels
 from stream.pipeline.emits import Stage
 from stream.pipeline.stages import Pipeline
 from stream.producer import Emitter
+from stream.score_api import add_score_views
 from stream.tables import ChangelogTable, ExpiringTable, SendFailures, changelog_table, expiring_table
 from stream.tasks import Checkpointer, Gauges
 from stream.web import add_views
@@ -220,9 +221,10 @@ def create_app(
 
     async def seal_changelogs() -> None:
         await app.producer.flush()
-        for table in changelogged.values():
-            await table.seal(partitions)
-        await app.producer.flush()
+        if s.changelog_seal:  # a broker-compatibility switch: see ChangelogTable.seal
+            for table in changelogged.values():
+                await table.seal(partitions)
+            await app.producer.flush()
 
     @app.on_before_shutdown.connect  # type: ignore[arg-type]  # Faust's stub wants a keyword-only ``signal``
     async def final_checkpoint(sender: Any, **kwargs: Any) -> None:
@@ -262,6 +264,7 @@ def create_app(
         watch.start()
 
     add_views(app, metrics, gauges.refresh, lambda: watch.up)
+    add_score_views(app, s, pipeline, tables, lambda: watch.up)
     return Kuntur(
         app=app, settings=s, pipeline=pipeline, metrics=metrics, checkpoint_path=checkpoint_path,
         checkpointer=checkpointer, watch=watch, shared=shared,
