@@ -160,7 +160,9 @@ class Settings:
     console_daily_budget: int = _opt(
         50, "alerts per institution and day the investigators can handle; the queue shows which fall outside"
     )
-    console_timezone: str = _opt("America/Lima", "time zone of the console's days and times (IANA name)")
+    timezone: str = _opt(
+        "America/Lima", "IANA zone of times written without one (simulate, evaluate, replay) and of days shown"
+    )
     console_session_idle_s: float = _opt(1_800.0, "a console session expires after this many seconds unused")
     console_session_max_s: float = _opt(43_200.0, "a console session expires this long after login, used or not")
 

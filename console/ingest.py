@@ -100,7 +100,7 @@ class Ingest(threading.Thread):
     def __init__(self, settings: Settings, store: Store, clock: Callable[[], float] = time.time) -> None:
         super().__init__(name="console-ingest", daemon=True)
         self.settings, self.store, self.clock = settings, store, clock
-        self.tz = ZoneInfo(settings.console_timezone)
+        self.tz = ZoneInfo(settings.timezone)
         self.topics = [settings.topic_alerts] + ([settings.topic_scores] if settings.emit_scores else [])
         self.alerts_seen = self.malformed = 0
         self.assigned = threading.Event()

@@ -58,7 +58,7 @@ class Console:
         self, settings: Settings, store: Store, sender: LabelSender | None, clock: Callable[[], float]
     ) -> None:
         self.settings, self.store, self.sender, self.clock = settings, store, sender, clock
-        self.tz = ZoneInfo(settings.console_timezone)
+        self.tz = ZoneInfo(settings.timezone)
         self.sessions = Sessions(store, settings.console_session_idle_s, settings.console_session_max_s, clock)
         self.descriptions = _descriptions()
 

@@ -204,7 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
         "alerts",
         help="tail the alerts topic, human-readable",
         description="Follow the alerts topic and print each alert for an investigator: local time "
-        "(console_timezone, default America/Lima), amount and currency, account, score against the threshold, "
+        "(timezone, default America/Lima), amount and currency, account, score against the threshold, "
         "merchant, channel, place, the rules that fired and the reasons. Alerts on one account within 30 minutes "
         "of event time are one incident: its later alerts are one line each, with the incident's count. Reads "
         "without joining a consumer group. Ctrl-C stops.",

@@ -1,6 +1,6 @@
 """``kuntur alerts``: follow the alerts topic and print each alert for a human.
 
-An alert reads as what an investigator needs first: when (local time, ``console_timezone``),
+An alert reads as what an investigator needs first: when (local time, ``timezone``),
 how much and in what currency, where (merchant, channel, nearest city) and why (score
 against the threshold, rules, reasons). Several alerts on one account within
 :data:`INCIDENT_GAP_S` of event time are one *incident*: its first alert is printed in
@@ -188,7 +188,7 @@ def tail_alerts(
     out = out or sys.stdout
     err = err or sys.stderr
     topic = settings.topic_alerts
-    tz = ZoneInfo(settings.console_timezone)
+    tz = ZoneInfo(settings.timezone)
     consumer = topic_reader(
         settings,
         topic,

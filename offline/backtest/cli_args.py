@@ -25,9 +25,10 @@ def add_history_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--timezone",
-        default=DEFAULT_TIMEZONE,
+        default=None,
         help=f"zone of times written without one, in the file and in --test-start/--test-end, and of the "
-        f"report's days (IANA name; default {DEFAULT_TIMEZONE}; an explicit offset always wins)",
+        f"report's days (IANA name; default: the timezone setting, {DEFAULT_TIMEZONE} unless configured; "
+        "an explicit offset always wins)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 

@@ -228,6 +228,7 @@ def evaluate(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
         from offline.backtest.bootstrap import checkpoint_key, write_checkpoint
 
         key = checkpoint_key(checkpoint_out, settings)
+    args.timezone = args.timezone or settings.timezone
     zone = time_zone(args.timezone)
     start, end = parse_when(args.test_start, "--test-start", zone), parse_when(args.test_end, "--test-end", zone)
     columns = parse_columns(args.columns)

@@ -96,6 +96,7 @@ def replay(args: argparse.Namespace, settings: Settings) -> dict[str, int]:
     from stream.kafka.admin import ensure_topics
 
     speed = parse_speed(args.speed)
+    args.timezone = getattr(args, "timezone", None) or settings.timezone
     show = not args.no_progress
     with Progress(total=None, desc=f"read {Path(args.file).name}", unit="rows", enabled=show) as bar:
         history = load_history(args.file, parse_columns(args.columns), args.timezone, progress=bar.update)

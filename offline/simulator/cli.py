@@ -9,13 +9,13 @@ import threading
 import time
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from offline.progress import format_count, format_duration, format_rate
 from offline.simulator.errors import OutputFormatError, ProduceError
 from offline.simulator.generator import generate
 from offline.simulator.output import output_format, produce, write_file
 from offline.simulator.schema import MAX_FRAUD_RATE, SimConfig
-from offline.timefmt import LIMA
 from stream.cli import non_negative_int
 
 __all__ = ["register", "run_simulate"]
@@ -77,20 +77,33 @@ def _float_in(low: float, high: float, low_open: bool, name: str) -> Any:
     return parse
 
 
+def _wall_duration(text: str) -> float:
+    """``--duration``: a positive duration with a unit (``60s``, ``10m``) in seconds; a bare
+    number is refused (as every duration in Kuntur), ``0`` too."""
+    from offline.backtest.history import parse_duration
+    from offline.errors import HistoryError
+
+    try:
+        seconds = parse_duration(text)
+    except HistoryError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(f"--duration must be positive, got {text!r}")
+    return seconds
+
+
 def _positive_float(text: str) -> float:
     return _float_in(0.0, float("inf"), True, "value")(text)
 
 
-def _start_time(text: str) -> float:
+def _start_time(text: str) -> datetime:
     try:
         dt = datetime.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"expected an ISO-8601 date/time such as 2026-01-01 or 2026-01-01T00:00:00-05:00, got {text!r}"
         ) from None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=LIMA)
-    return dt.timestamp()
+    return dt  # a time without a zone is read in the timezone setting (_config_from_args)
 
 
 def _out_path(text: str) -> str:
@@ -116,9 +129,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     size = p.add_mutually_exclusive_group()
     size.add_argument(
-        "--duration", type=_positive_float, metavar="SECONDS",
-        help="run for about this many wall-clock seconds: transactions = rate x duration "
-        "(needs --rate > 0)",
+        "--duration", type=_wall_duration, metavar="DURATION",
+        help="run for about this long in wall-clock time, with a unit: 60s, 10m, 2h "
+        "(transactions = rate x duration; needs --rate > 0)",
     )  # fmt: skip
     size.add_argument(
         "--transactions", type=_positive_int, metavar="N",
@@ -165,7 +178,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--start", type=_start_time, default=SimConfig.start, metavar="ISO",
         help="event time of the start, ISO-8601 (e.g. 2026-03-01 or "
-        "2026-03-01T08:00:00-05:00; without a zone, Lima time). Default 2026-01-01T00:00-05:00",
+        "2026-03-01T08:00:00-05:00; without a zone, in the timezone setting, America/Lima by default). "
+        "Default 2026-01-01T00:00-05:00",
     )  # fmt: skip
     p.add_argument(
         "--out", type=_out_path, metavar="PATH",
@@ -178,7 +192,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_simulate, simulate_parser=p)
 
 
-def _config_from_args(args: argparse.Namespace) -> SimConfig:
+def _start_seconds(start: datetime | float, zone: str) -> float:
+    if isinstance(start, datetime):
+        if start.tzinfo is None:
+            start = start.replace(tzinfo=ZoneInfo(zone))
+        return start.timestamp()
+    return float(start)
+
+
+def _config_from_args(args: argparse.Namespace, zone: str = "America/Lima") -> SimConfig:
+    """The simulation ``args`` ask for; ``zone``: where a ``--start`` without a zone is read."""
     if args.duration is not None:
         if args.rate <= 0:
             args.simulate_parser.error("--duration needs a positive --rate (transactions = rate x duration)")
@@ -191,7 +214,7 @@ def _config_from_args(args: argparse.Namespace) -> SimConfig:
             accounts=args.accounts,
             merchants=args.merchants,
             transactions=transactions,
-            start=args.start,
+            start=_start_seconds(args.start, zone),
             tx_per_account_per_day=args.tx_per_account_per_day,
             fraud_rate=args.fraud_rate,
             unreported_share=args.unreported_share,
@@ -204,7 +227,7 @@ def _config_from_args(args: argparse.Namespace) -> SimConfig:
 
 def run_simulate(args: argparse.Namespace, settings: Any) -> int:
     """Entry point of ``kuntur simulate``."""
-    cfg = _config_from_args(args)
+    cfg = _config_from_args(args, settings.timezone)
     progress = not args.no_progress
     began = time.monotonic()
     if args.out:

@@ -51,7 +51,7 @@ SKIP_COMMANDS: list[tuple[str, str]] = [
 SUBSTITUTIONS: list[tuple[str, str, str]] = [
     (r"--transactions 200000", "--transactions 4000 --accounts 100",
      "1/50 of the transactions over 1/50 of the accounts: the same ~13 days of event time"),
-    (r"--rate 500 --duration 60", "--rate 500 --duration 3", "3 s of traffic instead of a minute"),
+    (r"--rate 500 --duration 60s", "--rate 500 --duration 3s", "3 s of traffic instead of a minute"),
     (r"--port 9092", "--port {port}", "a free port (9092 may be taken on a CI machine)"),
     (r"^(\.venv/bin/kuntur alerts .*?)(\s+#.*)?$", r"timeout 20 \1 || test $? = 124\2",
      "the alerts tail waits for its 20 alerts: stop it after 20 s"),

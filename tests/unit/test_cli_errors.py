@@ -41,7 +41,7 @@ def test_every_kafka_command_says_cannot_reach_kafka_within_seconds(tmp_path):
     history.write_text("transaction_id,account_id,timestamp,amount,is_fraud\nt1,a1,2026-01-01T00:00:00Z,10,0\n")
     port = free_port()
     commands = {
-        "simulate": ["simulate", "--rate", "100", "--duration", "2", "--no-progress"],
+        "simulate": ["simulate", "--rate", "100", "--duration", "2s", "--no-progress"],
         "alerts": ["alerts", "--limit", "1"],
         "replay": ["replay", str(history)],
         "worker": ["worker", "--data-dir", str(tmp_path / "w")],

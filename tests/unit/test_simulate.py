@@ -607,7 +607,8 @@ def test_cli_help_explains_typologies_and_flags(parser):
         ["--fraud-rate", "0.5"],
         ["--rate", "-1"],
         ["--duration", "0"],
-        ["--duration", "10", "--transactions", "5"],
+        ["--duration", "10"],  # no unit: 10 seconds? minutes?
+        ["--duration", "10s", "--transactions", "5"],
         ["--out", "history.json"],
         ["--start", "yesterday"],
         ["--tx-per-account-per-day", "0"],
@@ -622,15 +623,19 @@ def test_cli_rejects_bad_values(parser, argv, capsys):
 
 
 def test_cli_duration_sets_transactions_and_needs_a_rate(parser, capsys):
-    args = parser.parse_args(["simulate", "--rate", "250", "--duration", "4", "--seed", "3"])
+    args = parser.parse_args(["simulate", "--rate", "250", "--duration", "4s", "--seed", "3"])
     cfg = simulate._config_from_args(args)
     assert cfg.transactions == 1000 and cfg.seed == 3 and args.func is run_simulate
-    args = parser.parse_args(["simulate", "--rate", "0", "--duration", "4"])
+    args = parser.parse_args(["simulate", "--rate", "0", "--duration", "4s"])
     with pytest.raises(SystemExit):
         simulate._config_from_args(args)
     assert "--duration needs a positive --rate" in capsys.readouterr().err
     args = parser.parse_args(["simulate", "--start", "2026-03-01"])
     assert simulate._config_from_args(args).start == datetime.fromisoformat("2026-03-01T00:00:00-05:00").timestamp()
+    # a time without a zone is read in the timezone setting; an explicit offset always wins
+    assert simulate._config_from_args(args, "UTC").start == datetime.fromisoformat("2026-03-01T00:00:00+00:00").timestamp()
+    args = parser.parse_args(["simulate", "--start", "2026-03-01T00:00:00-05:00"])
+    assert simulate._config_from_args(args, "UTC").start == datetime.fromisoformat("2026-03-01T05:00:00+00:00").timestamp()
 
 
 def test_cli_writes_a_file(parser, tmp_path, capsys):
