@@ -96,14 +96,16 @@ def _cmd_rekey(args: argparse.Namespace, settings: Settings) -> int:
 
 def _cmd_features(args: argparse.Namespace, settings: Settings) -> int:
     from features.catalogue import format_catalogue
+    from stream.catalogue_cli import format_models, format_rules
 
     if args.models:
-        from models.registry import CANDIDATES, DEFAULT_MODEL
-
-        for name in CANDIDATES:
-            print(f"{name}{' (default)' if name == DEFAULT_MODEL else ''}")
-        return 0
-    print(format_catalogue(args.format))
+        print(format_models(args.format, settings.model))
+    elif args.rules:
+        print(format_rules(args.format))
+    elif args.format == "json":
+        print(format_catalogue("json"))
+    else:
+        print(format_catalogue(args.format) + "\n\n" + format_rules(args.format))
     return 0
 
 
@@ -222,11 +224,16 @@ def build_parser() -> argparse.ArgumentParser:
         "features",
         help="print the feature catalogue (name, description, source fields, window)",
         description="Every feature the model sees, from its one definition (features/definitions.py): name, "
-        "window, what it measures and which transaction fields it reads. --models lists the model candidates "
-        "(choose one with KUNTUR_MODEL or `kuntur evaluate --model`).",
+        "window, what it measures and which transaction fields it reads, then the expert rules (what each "
+        "checks, whether it raises an alert by itself). --models lists the model candidates with what each is "
+        "(choose one with KUNTUR_MODEL or `kuntur evaluate --model`); --rules the rules alone.",
     )
     p.add_argument("--format", choices=["table", "json", "markdown"], default="table", help="output format")
-    p.add_argument("--models", action="store_true", help="list the model candidates instead")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--models", action="store_true", help="the model candidates, each with what it is, instead")
+    which.add_argument(
+        "--rules", action="store_true", help="only the expert rules (which features they read, whether they alert)"
+    )
     p.set_defaults(func=_cmd_features)
 
     from console.cli import register as register_console  # argparse only: the web app loads when run

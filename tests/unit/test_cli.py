@@ -26,9 +26,32 @@ def test_features_prints_the_catalogue_as_json(capsys):
     assert all(f["description"] and f["source_fields"] for f in catalogue)
 
 
-def test_features_lists_models(capsys):
+def test_features_lists_models_with_what_each_is_and_as_json(capsys, monkeypatch):
+    from models.registry import CANDIDATES, DEFAULT_MODEL
+
     assert main(["features", "--models"]) == 0
-    assert "gam-pairs-asinh (default)" in capsys.readouterr().out
+    lines = capsys.readouterr().out.splitlines()
+    default = next(line for line in lines if line.startswith(DEFAULT_MODEL + " "))
+    assert "default" in default and "asinh" in default.split("default", 1)[1]  # a description follows
+    monkeypatch.setenv("KUNTUR_MODEL", "logreg")
+    assert main(["features", "--models", "--format", "json"]) == 0
+    models = orjson.loads(capsys.readouterr().out)
+    assert [m["name"] for m in models] == list(CANDIDATES)
+    assert all(m["description"] for m in models)
+    assert [m["name"] for m in models if m["configured"]] == ["logreg"]
+    assert [m["name"] for m in models if m["default"]] == [DEFAULT_MODEL]
+
+
+def test_the_catalogue_lists_the_rules_too(capsys):
+    from models.rules import RULES
+
+    assert main(["features"]) == 0
+    out = capsys.readouterr().out
+    assert all(r.rule_id in out and r.description in out for r in RULES)
+    assert main(["features", "--rules", "--format", "json"]) == 0
+    rules = orjson.loads(capsys.readouterr().out)
+    assert {r["rule"]: r["alerts"] for r in rules} == {r.rule_id: r.alerts for r in RULES}
+    assert all(set(r["features"]) <= set(FEATURE_NAMES) for r in rules)
 
 
 def test_bad_setting_is_a_clear_error_not_a_traceback(capsys, monkeypatch):
