@@ -1,8 +1,11 @@
 """``python -m bench`` (``make bench``): every benchmark in one session, one broker.
 
-Order: pre-produce the simulator's traffic once; throughput (passthrough ceiling vs
-pipeline); scale-out (2 workers); profile (cProfile of a worker); latency at fixed
-rates (pipeline, then the passthrough for reference, each rate on a fresh broker);
+Order: pre-produce the simulator's traffic once; throughput (passthrough ceiling, the
+worker with and without the shared model, the plain confluent-kafka peer and the Quix
+Streams peer); transports (passthrough ceilings per Faust driver and fetch setting,
+raw client); scale-out (1, 2, 4 workers; ``--scale-broker kafka`` on Apache Kafka);
+profile (cProfile of a worker); latency at fixed rates (pipeline, then the passthrough
+for reference, each rate on a fresh broker);
 state size and RSS. Tables go to stdout, progress to stderr, and everything to
 ``bench/results/bench-<UTC time>.json`` (and ``bench-latest.json``).
 
@@ -19,7 +22,7 @@ import sys
 import time
 from collections.abc import Sequence
 
-from bench import latency, profile, scaleout, state, throughput
+from bench import latency, profile, scaleout, state, throughput, transports
 from bench.common import (
     Context,
     Size,
@@ -31,7 +34,7 @@ from bench.common import (
     size_from_args,
 )
 
-BENCHMARKS = ("throughput", "scaleout", "profile", "latency", "state")
+BENCHMARKS = ("throughput", "transports", "scaleout", "profile", "latency", "state")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -47,6 +50,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--latency-seconds", type=float, help="latency: traffic per rate, seconds (default 20)")
     p.add_argument("--profile-transactions", type=int, help="profile: transactions (default 50000)")
     p.add_argument("--state-accounts", type=int, help="state: distinct accounts for RSS (default 1000000)")
+    p.add_argument("--scale-broker", choices=("tansu", "kafka"), default="tansu", help="scale-out: broker")
+    p.add_argument("--scale-workers", default="1,2,4", help="scale-out: worker counts (default 1,2,4)")
+    p.add_argument("--quix-python", help="throughput: a Python with quixstreams (bench/peer_quix.py)")
     args = p.parse_args(argv)
     size = size_from_args(args)
     changes: dict[str, object] = {}
@@ -74,9 +80,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     with Context(size, args.bootstrap, keep=args.keep, overrides=overrides_from_args(args)) as ctx:
         if "throughput" in chosen:
-            show(throughput.render(throughput.run(ctx)))
+            show(throughput.render(throughput.run(ctx, quix_python=args.quix_python)))
+        if "transports" in chosen:
+            show(transports.render(transports.run(ctx)))
         if "scaleout" in chosen:
-            show(scaleout.render(scaleout.run(ctx)))
+            workers = [int(w) for w in args.scale_workers.split(",")]
+            show(scaleout.render(scaleout.run(ctx, workers, args.scale_broker)))
         if "profile" in chosen:
             show(profile.render(profile.run(ctx), top=15))
         if "latency" in chosen:

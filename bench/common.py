@@ -299,6 +299,8 @@ class Context:
         self.overrides = dict(overrides or {})
         self._bootstrap = bootstrap
         self.broker: EmbeddedBroker | None = None
+        #: the external broker's process, when the caller started one (its CPU is measured too)
+        self.broker_pid: int | None = None
         self.tmp = Path(tempfile.mkdtemp(prefix="kuntur-bench-"))
         self.say = say or (lambda text: print(text, file=sys.stderr, flush=True))
         self.source: Settings | None = None
@@ -330,7 +332,8 @@ class Context:
 
     def broker_cpu_seconds(self) -> float | None:
         proc = self.broker._proc if self.broker is not None else None
-        return cpu_seconds(proc.pid) if proc is not None else None
+        pid = proc.pid if proc is not None else self.broker_pid
+        return cpu_seconds(pid) if pid is not None else None
 
     @property
     def bootstrap(self) -> str:

@@ -7,6 +7,11 @@ broker. Run by the throughput benchmark as a child process::
 
     python -m bench.passthrough --bootstrap 127.0.0.1:9092 --source transactions --sink copy --web-port 6070
 
+Options for the transports benchmark (``bench.transports``): ``--transport confluent``
+(Faust's librdkafka driver instead of aiokafka), ``--max-poll-records`` /
+``--max-fetch-bytes`` / ``--buffer-maxsize`` (larger fetches and stream buffers) and
+``--direct-delivery`` (``stream.faust_patches``' second patch, off in the worker).
+
 ``GET /count`` answers ``{"count": <events forwarded>}``; ``GET /ready`` answers 200 once
 partitions are assigned.
 """
@@ -25,21 +30,41 @@ from stream import faust_patches
 from stream.batching import app_options
 
 
-def build_app(bootstrap: str, app_id: str, source: str, sink: str, web_port: int, fetch_max_wait_ms: int) -> faust.App:
+def build_app(
+    bootstrap: str,
+    app_id: str,
+    source: str,
+    sink: str,
+    web_port: int,
+    fetch_max_wait_ms: int,
+    transport: str = "kafka",
+    max_poll_records: int | None = None,
+    max_fetch_bytes: int | None = None,
+    buffer_maxsize: int | None = None,
+    direct_delivery: bool = False,
+) -> faust.App:
     settings = load_settings(
         overrides={"kafka_bootstrap": bootstrap, "app_id": app_id, "consumer_fetch_max_wait_ms": fetch_max_wait_ms}
     )
-    faust_patches.install(settings.consumer_fetch_max_wait_ms)
+    faust_patches.install(settings.consumer_fetch_max_wait_ms, direct_delivery=direct_delivery)
+    options = app_options(settings)
+    options["broker"] = [f"{transport}://{h}" for h in settings.kafka_bootstrap_servers]
+    if max_poll_records:
+        options["broker_max_poll_records"] = max_poll_records
+    if max_fetch_bytes:
+        options["consumer_max_fetch_size"] = max_fetch_bytes
+    if buffer_maxsize:
+        options["stream_buffer_maxsize"] = buffer_maxsize
     app = faust.App(
         app_id,
-        **app_options(settings),
+        **options,
         topic_allow_declare=True,
         web_enabled=True,
         web_host="127.0.0.1",
         web_port=web_port,
         web_bind="127.0.0.1",
     )
-    raw = {"key_serializer": "raw", "value_serializer": "raw"}
+    raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
     src = app.topic(source, **raw)
     dst = app.topic(sink, **raw)
     forwarded = [0]
@@ -70,11 +95,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--sink", required=True, help="topic to write")
     p.add_argument("--web-port", type=int, required=True, help="port of /count and /ready")
     p.add_argument("--fetch-max-wait-ms", type=int, default=20, help="consumer fetch wait cap, as the worker's")
+    p.add_argument("--transport", choices=("kafka", "confluent"), default="kafka", help="Faust driver (aiokafka)")
+    p.add_argument("--max-poll-records", type=int, help="Faust broker_max_poll_records (default: unbounded)")
+    p.add_argument("--max-fetch-bytes", type=int, help="Faust consumer_max_fetch_size, per partition (default 1 MiB)")
+    p.add_argument("--buffer-maxsize", type=int, help="Faust stream_buffer_maxsize (default 4096)")
+    p.add_argument("--direct-delivery", action="store_true", help="apply stream.faust_patches' direct delivery")
+    p.add_argument("--loglevel", default="warning", help="Faust's log level (default warning)")
     args = p.parse_args(argv)
     from faust.worker import Worker
 
-    app = build_app(args.bootstrap, args.app_id, args.source, args.sink, args.web_port, args.fetch_max_wait_ms)
-    Worker(app, loglevel="warning", quiet=True, redirect_stdouts=False).execute_from_commandline()
+    app = build_app(
+        args.bootstrap,
+        args.app_id,
+        args.source,
+        args.sink,
+        args.web_port,
+        args.fetch_max_wait_ms,
+        transport=args.transport,
+        max_poll_records=args.max_poll_records,
+        max_fetch_bytes=args.max_fetch_bytes,
+        buffer_maxsize=args.buffer_maxsize,
+        direct_delivery=args.direct_delivery,
+    )
+    Worker(app, loglevel=args.loglevel, quiet=True, redirect_stdouts=False).execute_from_commandline()
     return 0
 
 

@@ -25,6 +25,7 @@ from typing import Any
 
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from bench import peer_quix
 from bench.common import (
     Context,
     Proc,
@@ -39,6 +40,8 @@ from bench.common import (
     table,
 )
 from stream.dev.broker import free_port
+from stream.dev.process import worker_env
+from stream.kafka.admin import ensure_topics
 
 
 def create_topic(ctx: Context, name: str) -> None:
@@ -74,8 +77,9 @@ class CpuMeter:
         }
 
 
-def start_passthrough(ctx: Context, source: str, sink: str) -> Proc:
-    """The bench passthrough app as a child process, reading ``source`` from the beginning."""
+def start_passthrough(ctx: Context, source: str, sink: str, extra: Sequence[str] = ()) -> Proc:
+    """The bench passthrough app as a child process, reading ``source`` from the beginning
+    (``extra``: more ``bench.passthrough`` arguments, e.g. ``--transport confluent``)."""
     create_topic(ctx, sink)
     port = free_port()
     cmd = [
@@ -94,24 +98,58 @@ def start_passthrough(ctx: Context, source: str, sink: str) -> Proc:
         str(port),
         "--fetch-max-wait-ms",
         str(ctx.settings("passthrough").consumer_fetch_max_wait_ms),
+        *extra,
     ]
     return ctx.track(Proc("passthrough", cmd, dict(os.environ), port, ctx.log_path("passthrough"), "/count"))
 
 
-def run_passthrough(ctx: Context) -> dict[str, Any]:
+def run_passthrough(
+    ctx: Context, extra: Sequence[str] = (), sink: str | None = None, stall_s: float = 60.0, ready_s: float = 120.0
+) -> dict[str, Any]:
     """The ceiling: one passthrough process over the pre-produced topic."""
     source = ctx.ensure_source()
     load = load_average()
-    proc = start_passthrough(ctx, source.topic_transactions, ctx.settings("sink").topic_transactions + "-copy")
+    sink = sink or ctx.settings("sink").topic_transactions + "-copy"
+    proc = start_passthrough(ctx, source.topic_transactions, sink, extra)
+    return measure(ctx, proc, load, stall_s, ready_s) | {"sink": sink}
+
+
+def measure(
+    ctx: Context, proc: Proc, load: tuple[float, ...], stall_s: float = 60.0, ready_timeout: float = 120.0
+) -> dict[str, Any]:
+    """Follow one child process over the pre-produced transactions, then stop it."""
     try:
-        ready_s = proc.wait_ready()
+        ready_s = proc.wait_ready(ready_timeout)
         cpu = CpuMeter(ctx, [proc])
-        progress = follow(proc.count, ctx.source_counts["transactions"], proc.alive)
+        progress = follow(proc.count, ctx.source_counts["transactions"], proc.alive, stall_s=stall_s)
         costs = cpu.per_event(progress.done)
         rss = proc.rss_mib()
     finally:
         proc.stop()
     return {**progress.summary(), **costs, "ready_s": round(ready_s, 2), "rss_mib": [rss], "load_average": load}
+
+
+def run_peer(ctx: Context, quix_python: str | None = None) -> dict[str, Any]:
+    """The plain confluent-kafka peer (``bench.peer``), or with ``quix_python`` the Quix
+    Streams one (``bench.peer_quix``, skipped with the reason when quixstreams is absent)."""
+    ctx.ensure_source()
+    settings = ctx.settings("quix" if quix_python else "peer")
+    ensure_topics(settings)
+    port = free_port()
+    if quix_python is None:
+        cmd = [sys.executable, "-m", "bench.peer", "--web-port", str(port)]
+        name = "peer"
+    else:
+        version, why_not = peer_quix.probe(quix_python)
+        if why_not is not None:
+            ctx.say(f"  Quix Streams peer skipped: {why_not}")
+            return {**EMPTY, "skipped": why_not}
+        state_dir = f"{settings.data_dir}/quix"
+        cmd = [quix_python, "-m", "bench.peer_quix", "--web-port", str(port), "--state-dir", state_dir]
+        name = f"quix {version}"
+    load = load_average()
+    proc = ctx.track(Proc(name, cmd, worker_env(settings), port, ctx.log_path(name.split()[0]), "/count"))
+    return measure(ctx, proc, load)
 
 
 def run_pipeline(ctx: Context, workers: int = 1, name: str = "pipeline", **changes: Any) -> dict[str, Any]:
@@ -153,49 +191,84 @@ def run_pipeline(ctx: Context, workers: int = 1, name: str = "pipeline", **chang
     }
 
 
-def run(ctx: Context, runs: Sequence[str] = ("ceiling", "pipeline")) -> dict[str, Any]:
+EMPTY: dict[str, Any] = {"events_per_s": None, "events_per_s_10_90": None, "processed": 0, "rss_mib": [None]}
+
+#: Every run of this benchmark, in the order they run, and its row's name.
+RUNS = {
+    "ceiling": "passthrough (ceiling)",
+    "pipeline": "kuntur worker",
+    "unshared": "kuntur worker, KUNTUR_SHARED_MODEL=false",
+    "peer": "peer: plain confluent-kafka loop",
+    "quix": "peer: Quix Streams app",
+}
+
+
+def run(ctx: Context, runs: Sequence[str] = tuple(RUNS), quix_python: str | None = None) -> dict[str, Any]:
+    """The runs named in ``runs`` (keys of :data:`RUNS`), one after the other on the same topic."""
     ctx.ensure_source()
-    empty: dict[str, Any] = {"events_per_s": None, "events_per_s_10_90": None, "processed": 0, "rss_mib": [None]}
-    ceiling, pipeline = dict(empty), dict(empty)
-    if "ceiling" in runs:
-        ctx.say("throughput: passthrough ceiling ...")
-        ceiling = run_passthrough(ctx)
-        ctx.say(f"  ceiling {ceiling['events_per_s']} ev/s")
-    if "pipeline" in runs:
-        ctx.say("throughput: pipeline ...")
-        pipeline = run_pipeline(ctx)
-        ctx.say(f"  pipeline {pipeline['events_per_s']} tx/s")
-    c, p = ceiling["events_per_s"], pipeline["events_per_s"]
+    out: dict[str, dict[str, Any]] = {name: dict(EMPTY) for name in RUNS}
+    for name in (n for n in RUNS if n in runs):
+        ctx.say(f"throughput: {RUNS[name]} ...")
+        if name == "ceiling":
+            out[name] = run_passthrough(ctx)
+        elif name == "pipeline":
+            out[name] = run_pipeline(ctx)
+        elif name == "unshared":
+            out[name] = run_pipeline(ctx, name="unshared", shared_model=False)
+        elif name == "peer":
+            out[name] = run_peer(ctx)
+        else:
+            out[name] = run_peer(ctx, peer_quix.interpreter(quix_python))
+        ctx.say(f"  {out[name]['events_per_s']} events/s")
+    rate = {name: r["events_per_s"] for name, r in out.items()}
+
+    def ratio(a: str, b: str) -> float | None:
+        x, y = rate[a], rate[b]
+        return round(x / y, 3) if x and y else None
+
     result = {
         "source": ctx.source_counts,
-        "ceiling": ceiling,
-        "pipeline": pipeline,
-        "ratio": round(p / c, 3) if c and p else None,
+        **out,
+        "ratio": ratio("pipeline", "ceiling"),
+        "ratio_unshared_ceiling": ratio("unshared", "ceiling"),
+        "ratio_shared_unshared": ratio("pipeline", "unshared"),
+        "ratio_worker_peer": ratio("pipeline", "peer"),
+        "ratio_worker_quix": ratio("pipeline", "quix"),
+        "ratio_peer_ceiling": ratio("peer", "ceiling"),
     }
     ctx.results["throughput"] = result
     return result
 
 
 def render(result: dict[str, Any]) -> str:
-    c, p = result["ceiling"], result["pipeline"]
     rows = [
         [
-            name,
+            label,
             r["events_per_s"],
             r["events_per_s_10_90"],
             r["processed"],
             r.get("cpu_us_per_event"),
             r.get("broker_cpu_us_per_event"),
             r["rss_mib"][0],
+            r.get("load_average", [None])[0],
         ]
-        for name, r in (("passthrough (ceiling)", c), ("kuntur pipeline", p))
+        for name, label in RUNS.items()
+        if (r := result.get(name)) is not None and (r["processed"] or r.get("skipped"))
     ]
     out = table(
         f"Throughput — one process, {result['source']['transactions']:,} pre-produced transactions",
-        ["run", "events/s", "events/s (10-90% of count)", "events", "CPU µs/event", "broker CPU µs/event", "RSS MiB"],
+        ["run", "events/s", "events/s (10-90%)", "events", "CPU µs/event", "broker CPU µs/event", "RSS MiB", "load 1m"],
         rows,
     )
-    return out + f"\nratio pipeline/ceiling: {result['ratio']}"
+    lines = [
+        f"ratio worker/ceiling: {result['ratio']}",
+        f"ratio worker/peer (goal >= 0.5): {result.get('ratio_worker_peer')}",
+        f"ratio worker/Quix peer: {result.get('ratio_worker_quix')}",
+        f"ratio shared model/KUNTUR_SHARED_MODEL=false: {result.get('ratio_shared_unshared')}",
+    ]
+    if (skipped := result.get("quix", {}).get("skipped")) is not None:
+        lines.append(f"Quix Streams peer skipped: {skipped}")
+    return "\n".join([out, *lines])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -206,12 +279,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         epilog=__doc__.split("\n\n", 1)[1],
     )
     add_common_arguments(p)
-    p.add_argument("--runs", default="ceiling,pipeline", help="which runs: ceiling, pipeline or both (default)")
+    p.add_argument("--runs", default=",".join(RUNS), help=f"comma-separated subset of: {', '.join(RUNS)} (default all)")
+    p.add_argument("--quix-python", help="a Python with quixstreams (default: .cache/quix-venv/bin/python if present)")
     args = p.parse_args(argv)
     size = size_from_args(args)
     with Context(size, args.bootstrap, keep=args.keep, overrides=overrides_from_args(args)) as ctx:
         head = envelope(size)
-        result = run(ctx, args.runs.split(","))
+        result = run(ctx, args.runs.split(","), args.quix_python)
     print(render(result))
     if not args.no_save:
         print(f"saved {save('throughput', {**head, **result})}")

@@ -227,6 +227,13 @@ def _history(decisions: list[Decision], tz: ZoneInfo) -> Html:
     )
 
 
+def _weight(reason: dict[str, Any]) -> str:
+    """The model's contribution, or where a reason without one comes from (the account's
+    history: :mod:`stream.pipeline.reasons`; the model's contributions are always > 0)."""
+    c = reason.get("contribution") or 0.0
+    return f"contribution {c:+.3f}" if c > 0 else "from the account's history, not the model"
+
+
 def alert_body(
     alert: AlertRow,
     timeline: list[TimelineEntry],
@@ -237,8 +244,7 @@ def alert_body(
     tz: ZoneInfo,
 ) -> Html:
     reasons = join([
-        Html(f'<li>{esc(r["text"])} <span class="why">({esc(r["feature"])}, contribution {r["contribution"]:+.3f})'
-             "</span></li>")
+        Html(f'<li>{esc(r["text"])} <span class="why">({esc(r["feature"])}, {esc(_weight(r))})</span></li>')
         for r in alert.reasons
     ]) or Html("<li>No reason recorded with this alert.</li>")  # fmt: skip
     usual = usual_rows(alert)

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import secrets
+import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,6 +60,12 @@ def add_demo_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--timeout", type=float, default=300.0, help="give up after this many wall seconds (default 300)")
     p.add_argument("--json", action="store_true", help="print only the final summary, as JSON")
+    p.add_argument(
+        "--exit", action="store_true",
+        help="stop when the simulation ends (default when not on a terminal or with --json); otherwise the "
+        "console stays open until Ctrl-C",
+    )
+    p.add_argument("--console-port", type=int, default=8765, help="the console's port (another if busy; default 8765)")
 
 
 @dataclass
@@ -147,31 +156,88 @@ def run_demo(args: argparse.Namespace, base: Settings) -> int:
                 stderr=subprocess.STDOUT,
             )
         metrics_url = f"http://127.0.0.1:{settings.web_port}/metrics"
-        say(f"worker   pid {worker.pid}, metrics {metrics_url}")
+        say(f"worker   pid {worker.pid}, metrics {metrics_url}, decisions POST {metrics_url[:-8]}/score")
+        console: Console | None = None
         try:
+            console = Console.start(settings, Path(tmp), args.console_port)
+            say(f"console  {console.url}  sign in as {console.user} / {console.password} (investigator): open an "
+                "alert, read why it alerted, confirm fraud or genuine")  # fmt: skip
             summary = _drive(args, settings, worker, metrics_url, started, say, log_path)
+            if summary is not None and not args.json and not args.exit and sys.stdout.isatty():
+                _report(summary, say)
+                say(f"\nthe console stays open: {console.url}  (user {console.user}, password {console.password})"
+                    "\nyour decisions go to the labels topic and teach the worker. Ctrl-C stops it all.")  # fmt: skip
+                with contextlib.suppress(KeyboardInterrupt):
+                    while worker.poll() is None and console.proc.poll() is None:
+                        time.sleep(0.5)
+                return 0
         finally:
-            worker.terminate()
-            try:
-                worker.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                worker.kill()
+            for proc in ([console.proc] if console is not None else []) + [worker]:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
         if summary is None:
             print(f"kuntur demo: the worker did not finish; its log:\n{log_path.read_text()[-4000:]}", file=sys.stderr)
             return 1
     if args.json:
         print(orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode())
     else:
-        say("\nfinal summary")
-        for key, value in summary.items():
-            say(f"  {key:<34} {'n/a' if value is None else value}")
-        say(
-            "\n  *_vs_simulator_truth: the alerts against the simulator's ground truth (every fraud known at once);"
-            "\n  online_*_from_labels: the worker's own figures from the labels it has received, within the label"
-            "\n  horizon (frauds reported later count as false positives, so they read lower);"
-            f"\n  dead_lettered includes the {len(BAD_MESSAGES)} malformed messages the demo sends on purpose."
-        )
+        _report(summary, say)
     return 0
+
+
+def _report(summary: dict[str, Any], say: Any) -> None:
+    say("\nfinal summary")
+    for key, value in summary.items():
+        say(f"  {key:<34} {'n/a' if value is None else value}")
+    say(
+        "\n  *_vs_simulator_truth: the alerts against the simulator's ground truth (every fraud known at once);"
+        "\n  online_*_from_labels: the worker's own figures from the labels it has received, within the label"
+        "\n  horizon (frauds reported later count as false positives, so they read lower);"
+        f"\n  dead_lettered includes the {len(BAD_MESSAGES)} malformed messages the demo sends on purpose."
+    )
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+@dataclass
+class Console:
+    """``kuntur console`` for the demo: its own store, one investigator with a random password."""
+
+    proc: subprocess.Popen[bytes]
+    url: str
+    user: str
+    password: str
+
+    @classmethod
+    def start(cls, settings: Settings, tmp: Path, port: int, timeout: float = 60.0) -> Console:
+        port = port if _port_free(port) else free_port()
+        db, user, password = tmp / "console.sqlite3", "demo", secrets.token_urlsafe(12)
+        env = worker_env(settings.replace(console_port=port, console_db=str(db), console_host="127.0.0.1"))
+        cli = [sys.executable, "-m", "stream.cli", "console"]
+        subprocess.run([*cli, "--add-user", user, "--role", "investigator"], input=f"{password}\n".encode(),
+                       env=env, check=True, capture_output=True)  # fmt: skip
+        with open(tmp / "console.log", "wb") as log:
+            proc = subprocess.Popen(cli, env=env, stdout=log, stderr=subprocess.STDOUT)
+        url = f"http://127.0.0.1:{port}/"
+        deadline = time.time() + timeout
+        while proc.poll() is None and time.time() < deadline:
+            try:
+                with urllib.request.urlopen(f"{url}health", timeout=1):  # noqa: S310 (our own http:// URL)
+                    return cls(proc, url, user, password)
+            except OSError:
+                time.sleep(0.2)
+        proc.kill()
+        raise RuntimeError(f"the console did not start; its log:\n{(tmp / 'console.log').read_text()[-2000:]}")
 
 
 def _drive(

@@ -155,3 +155,10 @@ def test_alert_records_carry_the_sentences():
         }
     ]
     assert alert["currency"] == "USD"
+
+
+def test_the_console_says_where_a_reason_without_contribution_comes_from():
+    from console.pages import _weight
+
+    assert _weight({"contribution": 0.25, "source": "model"}) == "contribution +0.250"
+    assert _weight({"contribution": 0.0, "source": "history"}) == "from the account's history, not the model"
