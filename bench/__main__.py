@@ -6,6 +6,7 @@ Streams peer); transports (passthrough ceilings per Faust driver and fetch setti
 raw client); scale-out (1, 2, 4 workers; ``--scale-broker kafka`` on Apache Kafka);
 profile (cProfile of a worker); latency at fixed rates (pipeline, then the passthrough
 for reference, each rate on a fresh broker);
+POST /score latency while two workers stream (bench/score_api.py);
 state size and RSS. Tables go to stdout, progress to stderr, and everything to
 ``bench/results/bench-<UTC time>.json`` (and ``bench-latest.json``).
 
@@ -22,7 +23,7 @@ import sys
 import time
 from collections.abc import Sequence
 
-from bench import latency, profile, scaleout, state, throughput, transports
+from bench import latency, profile, scaleout, score_api, state, throughput, transports
 from bench.common import (
     Context,
     Size,
@@ -34,7 +35,7 @@ from bench.common import (
     size_from_args,
 )
 
-BENCHMARKS = ("throughput", "transports", "scaleout", "profile", "latency", "state")
+BENCHMARKS = ("throughput", "transports", "scaleout", "profile", "latency", "score_api", "state")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -91,6 +92,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if "latency" in chosen:
             show(latency.render(latency.run(ctx)))
             show(latency.render(latency.run(ctx, target="passthrough")))
+        if "score_api" in chosen:
+            with ctx.fresh() as own:
+                ctx.results["score_api"] = score_api.run(own, seconds=ctx.size.latency_seconds)
+            show(score_api.render(ctx.results["score_api"]))
         results = ctx.results
     if "state" in chosen:
         show(state.render(state.run(size, results)))
