@@ -92,9 +92,23 @@ def _consumer(settings: Settings) -> Consumer:
     )
 
 
+def _watermarks(consumer: Consumer, topic: str, timeout: float = 30.0) -> tuple[int, int]:
+    """Low and high offsets of ``topic``'s partition 0, retried while the partition has no
+    leader yet (a topic created a moment ago: NOT_LEADER_FOR_PARTITION, LEADER_NOT_AVAILABLE)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=5)
+            return int(low), int(high)
+        except KafkaException as exc:
+            if time.monotonic() > deadline:
+                raise BrokerError(f"topic {topic!r}: no offsets within {timeout:.0f}s: {exc}") from exc
+            time.sleep(0.2)
+
+
 def _read_to_end(consumer: Consumer, topic: str, start: int, timeout: float = 60.0) -> list[Any]:
     """Every message of ``topic``'s partition 0 from ``start`` to the end as of now."""
-    low, high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)
+    low, high = _watermarks(consumer, topic)
     start = max(start, low)
     if start >= high:
         return []
@@ -170,7 +184,7 @@ class TrainingReader:
 
     def catch_up(self, timeout: float = 600.0) -> int:
         """Read the log to its end as of now (at start, before scoring); returns records read."""
-        low, high = self.consumer.get_watermark_offsets(TopicPartition(self.topic, 0), timeout=10)
+        low, high = _watermarks(self.consumer, self.topic)
         if self.shared.next_offset < low:
             if self.shared.next_offset > 0:
                 log.warning("training log starts at %d, after the model's offset %d: the examples between are gone",
