@@ -61,6 +61,11 @@ class Metrics:
             "kuntur_send_failures", "Messages the producer could not deliver, by topic", ["topic"], registry=r
         )
         self.duplicates = Counter("kuntur_duplicates", "Transactions skipped as duplicate ids", registry=r)
+        self.ids_dropped = Gauge(
+            "kuntur_account_ids_dropped",
+            "Transaction ids forgotten by accounts over their id memory's cap (a re-delivery of one would count again)",
+            registry=r,
+        )
         self.late_events = Counter(
             "kuntur_late_events",
             "Transactions older than the lateness tolerance (scored, windows not updated)",

@@ -33,6 +33,7 @@ class Gauges:
         learned = det.counts["learned_genuine_at_horizon"]
         m.genuine_learned.inc(learned - self._genuine_counted)
         self._genuine_counted = learned
+        m.ids_dropped.set(self.pipeline.account.ids_dropped)
         m.examples_seen.set(det.model.examples_seen)
         if self.shared is not None:
             m.training_offset.set(self.shared.next_offset)
