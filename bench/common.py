@@ -445,10 +445,25 @@ def save(name: str, data: dict[str, Any]) -> Path:
     return path
 
 
+def code_version() -> dict[str, Any]:
+    """The commit measured, and the runtime files that differed from it (a shared checkout)."""
+
+    def git(*args: str) -> str:
+        try:
+            done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10, check=False)
+        except (OSError, subprocess.TimeoutExpired):
+            return ""
+        return done.stdout.rstrip()
+
+    dirty = git("status", "--short", "--", "stream", "features", "models", "config")
+    return {"commit": git("rev-parse", "--short", "HEAD") or None, "uncommitted": dirty.splitlines()}
+
+
 def envelope(size: Size) -> dict[str, Any]:
     """The header every results file starts with."""
     return {
         "measured_at": datetime.now(tz=UTC).isoformat(),
+        "code": code_version(),
         "machine": machine(),
         "size": {k: (list(v) if isinstance(v, tuple) else v) for k, v in size.__dict__.items()},
         "load_average_before": load_average(),

@@ -28,3 +28,52 @@ def test_throughput_and_latency_smoke():
     assert row["p50_ms"] is not None and row["p50_ms"] <= row["p99_ms"]
     assert "throughput" in ctx.results and "latency" in ctx.results
     assert "throughput" in throughput.render(result).lower()
+
+
+def test_peers_and_shared_model_off_smoke():
+    """The worker without the shared model, the plain peer and (if installed) the Quix peer."""
+    from bench import peer_quix
+
+    with Context(TINY, say=lambda _: None) as ctx:
+        result = throughput.run(ctx, runs=("unshared", "peer", "quix"))
+    assert result["unshared"]["processed"] == 3_000
+    assert result["peer"]["processed"] == 3_000 and result["peer"]["events_per_s"] > 0
+    _, why_not = peer_quix.probe(peer_quix.interpreter())
+    if why_not is None:
+        assert result["quix"]["processed"] == 3_000
+    else:
+        assert result["quix"]["skipped"] == why_not
+    assert "plain confluent-kafka loop" in throughput.render(result)
+
+
+def test_transports_smoke():
+    """The raw client (consume; consume + produce) and the Faust aiokafka passthrough; the
+    sinks hold the transactions under their account keys. (confluent:// is left out: it
+    waits 45 s for partitions it never gets, docs/performance.md.)"""
+    from bench import transports
+
+    with Context(TINY, say=lambda _: None) as ctx:
+        result = transports.run(ctx, variants=("raw", "raw+produce", "aiokafka-large"))
+    rows = result["variants"]
+    assert all(r["processed"] == 3_000 and not r.get("failed") for r in rows.values())
+    assert rows["raw+produce"]["sink_check"] == rows["aiokafka-large"]["sink_check"] == "intact"
+    assert "Transports" in transports.render(result)
+
+
+def test_scaleout_on_apache_kafka_smoke():
+    from bench import scaleout
+    from stream.dev.kafka import kafka_libs
+    from stream.errors import BrokerError
+
+    try:
+        kafka_libs()
+    except BrokerError as exc:
+        pytest.skip(str(exc))
+    with Context(TINY, say=lambda _: None) as ctx:
+        result = scaleout.run(ctx, workers=(1, 2), broker="kafka")
+    assert result["broker"].startswith("Apache Kafka")
+    for n, run in result["runs"].items():
+        # at least once: a rebalance while the second worker joins may score a few twice
+        assert sum(run["per_worker_transactions"]) >= 3_000
+        assert len(run["per_worker_transactions"]) == int(n)
+    assert result["runs"]["1"]["speedup"] == 1.0

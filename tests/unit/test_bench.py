@@ -67,3 +67,75 @@ def test_profile_analysis_reads_pstats(tmp_path):
     out = analyse(path, scored=5, top=5)
     assert out["scored"] == 5 and len(out["top_own"]) <= 5
     assert {s["stage"] for s in out["stages"]} >= {"accounts agent", "scoring agent"}
+
+
+def test_throughput_render_names_every_run_and_the_ratios():
+    from bench.throughput import EMPTY, render
+
+    row = {**EMPTY, "events_per_s": 1000.0, "processed": 10, "rss_mib": [100.0], "load_average": (1.0, 1.0, 1.0)}
+    result = {
+        "source": {"transactions": 10},
+        "pipeline": row,
+        "peer": {**row, "events_per_s": 2000.0},
+        "quix": {**EMPTY, "skipped": "quixstreams not importable"},
+        "ratio": None,
+        "ratio_worker_peer": 0.5,
+    }
+    text = render(result)
+    assert "kuntur worker" in text and "plain confluent-kafka loop" in text
+    assert "ratio worker/peer (goal >= 0.5): 0.5" in text
+    assert "Quix Streams peer skipped: quixstreams not importable" in text
+
+
+def test_transports_and_scaleout_render():
+    from bench import scaleout, transports
+
+    variants = {
+        "raw": {"label": "raw", "events_per_s": 300_000.0, "vs_raw": 1.0, "load_average": (2.0, 1.0, 1.0)},
+        "confluent": {"label": "confluent://", "events_per_s": None, "failed": "not ready after 45s"},
+    }
+    text = transports.render({"source": {"transactions": 10}, "variants": variants})
+    assert "300,000" in text and "not ready after 45s" in text
+    run = {
+        "events_per_s": 100.0, "events_per_s_10_90": 90.0, "speedup": 1.0, "per_worker_transactions": [5, 5],
+        "load_average": (1.5, 1.0, 1.0), "load_average_after": (1.7, 1.0, 1.0),
+    }
+    text = scaleout.render({"broker": "Apache Kafka", "cores": 2, "source": {"transactions": 10}, "runs": {"2": run}})
+    assert "Apache Kafka" in text and "5 / 5" in text
+
+
+def test_peer_serves_its_count_and_readiness():
+    import json
+    import urllib.error
+    import urllib.request
+
+    from bench.peer import Counter, serve
+    from stream.dev.broker import free_port
+
+    counter, port = Counter(), free_port()
+    server = serve(counter, port)
+    try:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=5)
+            raise AssertionError("ready before any assignment")
+        except urllib.error.HTTPError as err:
+            assert err.code == 503
+        counter.ready, counter.count = True, 7
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/count", timeout=5) as resp:
+            assert json.loads(resp.read())["count"] == 7
+    finally:
+        server.shutdown()
+
+
+def test_quix_peer_says_why_it_is_skipped(capsys):
+    import sys
+
+    from bench import peer_quix
+
+    version, why_not = peer_quix.probe(sys.executable + "-missing")
+    assert version is None and why_not is not None and "cannot run" in why_not
+    try:
+        import quixstreams  # noqa: F401
+    except ImportError:
+        assert peer_quix.main(["--web-port", "1", "--state-dir", "/nonexistent"]) == 0
+        assert "skipped: quixstreams is not installed" in capsys.readouterr().err
