@@ -274,6 +274,31 @@ class KafkaCluster:
     def running(self) -> bool:
         return any(n.running() for n in self.nodes)
 
+    def node(self, node_id: int) -> KafkaNode:
+        """The node with Kafka id ``node_id`` (1-based, as in the brokers' metadata)."""
+        for n in self.nodes:
+            if n.node_id == node_id:
+                return n
+        raise KeyError(f"no Kafka node {node_id} in this cluster (ids 1..{len(self.nodes)})")
+
+    def kill(self, node_id: int) -> KafkaNode:
+        """SIGKILL one node (a crashed broker: no controlled shutdown, leadership moves only
+        when the controller notices). :meth:`KafkaNode.start` brings it back with its data."""
+        node = self.node(node_id)
+        node.kill()
+        return node
+
+    def leaders(self, topic: str, timeout: float = 10.0) -> dict[int, int]:
+        """Partition → node id of its leader (-1 while it has none), from a live node's metadata."""
+        from confluent_kafka.admin import AdminClient
+
+        live = ",".join(n.address for n in self.nodes if n.running()) or self.bootstrap
+        config: dict[str, Any] = {"bootstrap.servers": live, "logger": _quiet}
+        meta = AdminClient(config).list_topics(topic, timeout=timeout).topics[topic]
+        if meta.error is not None:
+            raise BrokerError(f"no metadata for topic {topic!r}: {meta.error}")
+        return {p: info.leader for p, info in sorted(meta.partitions.items())}
+
     def stop(self) -> None:
         for node in self.nodes:
             node.stop()
