@@ -1,4 +1,4 @@
-"""The two places where Kuntur changes Faust's behaviour, applied by :func:`install`.
+"""The three places where Kuntur changes Faust's behaviour, applied by :func:`install`.
 
 Both are written against **faust-streaming 0.15.3**. Each patch records the SHA-256 of
 the upstream function's source it was written against; ``tests/unit/test_faust_patches.py``
@@ -24,6 +24,11 @@ bench's passthrough) before the app is built; importing this module changes noth
    stuck — with the patch, and scored all 1,500 without it (tests/integration/test_faults.py).
    A delivery that blocks on a full buffer *before* the flow is suspended is not interrupted
    by the recovery's seek. Correctness first; the bench may still measure it.
+3. ``AIOKafkaConsumerThread._commit`` keeps only the offsets of partitions still assigned;
+   in a rebalance that can leave none, and aiokafka 0.14's ``commit({})`` raises
+   ``ValueError({})``, which Faust treats as fatal: the consumer thread crashed and the
+   worker with it (seen when a third worker joined, tests/integration/test_faults_cluster.py).
+   With nothing of this worker's left to commit, the wrapper commits nothing and says so.
 """
 
 from __future__ import annotations
@@ -66,7 +71,12 @@ DIRECT_DELIVERY = Patched(
     "_drain_messages",
     "44a2500309e83c630493f6828af50166ec8d96a0b3e4fb2bab735f704ae93417",
 )
-PATCHES = (FETCH_WAIT, DIRECT_DELIVERY)
+EMPTY_COMMIT = Patched(
+    faust_aiokafka.AIOKafkaConsumerThread,
+    "_commit",
+    "932852ce7a23f658804273d0296de6affaa7d21c19311c279712c2fae91a3b03",
+)
+PATCHES = (FETCH_WAIT, DIRECT_DELIVERY, EMPTY_COMMIT)
 
 _state: dict[str, Any] = {"fetch_max_wait_ms": 1500, "originals": {}}
 
@@ -76,7 +86,7 @@ def install(fetch_max_wait_ms: int, direct_delivery: bool = False) -> dict[str, 
     returns which are in force."""
     _state["fetch_max_wait_ms"] = int(fetch_max_wait_ms)
     direct = _install_direct_delivery() if direct_delivery else _is_patched(faust_consumer.Consumer, DIRECT_DELIVERY)
-    return {"fetch_wait": _install_fetch_wait(), "direct_delivery": direct}
+    return {"fetch_wait": _install_fetch_wait(), "direct_delivery": direct, "empty_commit": _install_empty_commit()}
 
 
 def _is_patched(owner: type, patch: Patched) -> bool:
@@ -94,6 +104,21 @@ def _install_fetch_wait() -> bool:
 
     _create_worker_consumer._kuntur_patched = True  # type: ignore[attr-defined]
     setattr(cls, FETCH_WAIT.name, _create_worker_consumer)
+    return True
+
+
+def _install_empty_commit() -> bool:
+    cls = faust_aiokafka.AIOKafkaConsumerThread
+    original = _state["originals"].setdefault(EMPTY_COMMIT.name, getattr(cls, EMPTY_COMMIT.name))
+
+    async def _commit(self: Any, offsets: Any) -> bool:
+        assigned = self.assignment()
+        if not any(tp in assigned for tp in offsets):
+            return False  # revoked in a rebalance: nothing of ours to commit (aiokafka refuses an empty commit)
+        return bool(await original(self, offsets))
+
+    _commit._kuntur_patched = True  # type: ignore[attr-defined]
+    setattr(cls, EMPTY_COMMIT.name, _commit)
     return True
 
 

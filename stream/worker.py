@@ -21,7 +21,7 @@ from models.detector import Detector
 from models.shared import SharedModel
 from stream import faust_patches
 from stream.app import Kuntur, create_app
-from stream.kafka.admin import ensure_topics
+from stream.kafka.admin import ensure_internal_topics, ensure_topics
 from stream.learning import TrainingReader, ensure_learning_topics, latest_snapshot
 from stream.logs import configure_logging
 from stream.metrics import Metrics
@@ -90,11 +90,27 @@ def build_worker(settings: Settings) -> Kuntur:
     metrics.checkpoint_interval.set(settings.checkpoint_interval_s)
     metrics.alert_budget.set(settings.alert_budget_ratio)
     kuntur = create_app(settings, Pipeline(settings, detector), metrics, partitions, key, shared)
+    created = ensure_internal_topics(settings, internal_topics(kuntur.app), partitions)
+    if created:
+        log.info("created internal topics %s", ", ".join(created))
     watch_consumer_lag(kuntur.app, metrics)
     for line in start_lines(settings, detector):
         log.info("%s", line)
     watch_warm_up(kuntur.app, detector)
     return kuntur
+
+
+def internal_topics(app: faust.App) -> dict[str, dict[str, str]]:
+    """The app's internal topics (agents' repartition topics) and tables' changelogs, with
+    the configs Faust would give them."""
+    topics: dict[str, dict[str, str]] = {}
+    for agent in app.agents.values():
+        channel = agent.channel
+        if getattr(channel, "internal", False):
+            topics[channel.get_topic_name()] = {}
+    for table in app.tables.values():
+        topics[table.changelog_topic.get_topic_name()] = {"cleanup.policy": "compact"}
+    return topics
 
 
 def start_lines(settings: Settings, detector: Detector) -> list[str]:

@@ -8,6 +8,7 @@ exists, its partition count wins (a bank's existing topic is not ours to change)
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -116,16 +117,40 @@ def ensure_topics(settings: Settings, timeout: float = 30.0, reach_timeout: floa
     admin = AdminClient(_admin_config(settings))
     existing = {name: len(t.partitions) for name, t in meta.topics.items() if not t.error}
     partitions = existing.get(settings.topic_transactions, settings.partitions)
-    missing = [t for t in external_topics(settings) if t not in existing]
-    if missing:
-        futures = admin.create_topics(
-            [NewTopic(t, num_partitions=partitions, replication_factor=settings.replication_factor) for t in missing],
-            operation_timeout=timeout,
-        )
-        for topic, fut in futures.items():
-            try:
-                fut.result(timeout)
-            except Exception as exc:
-                if "TOPIC_ALREADY_EXISTS" not in str(exc):
-                    raise BrokerError(f"cannot create topic {topic!r}: {exc}") from exc
+    _create(admin, settings, {t: {} for t in external_topics(settings) if t not in existing}, partitions, timeout)
     return partitions
+
+
+def ensure_internal_topics(
+    settings: Settings, topics: Mapping[str, Mapping[str, str]], partitions: int, timeout: float = 30.0
+) -> list[str]:
+    """Create the app's internal and changelog topics (name -> topic configs) that do not
+    exist yet, before the worker subscribes: a topic Faust declares only while its consumer
+    is already subscribing is ignored as missing until the next metadata refresh (minutes),
+    and nothing flows through it. Returns the names created."""
+    admin = AdminClient(_admin_config(settings))
+    existing = set(admin.list_topics(timeout=timeout).topics)
+    missing = {name: config for name, config in topics.items() if name not in existing}
+    _create(admin, settings, missing, partitions, timeout)
+    return sorted(missing)
+
+
+def _create(
+    admin: AdminClient, settings: Settings, topics: Mapping[str, Mapping[str, str]], partitions: int, timeout: float
+) -> None:
+    if not topics:
+        return
+    futures = admin.create_topics(
+        [
+            NewTopic(name, num_partitions=partitions, replication_factor=settings.replication_factor,
+                     config=dict(config))
+            for name, config in topics.items()
+        ],
+        operation_timeout=timeout,
+    )
+    for topic, fut in futures.items():
+        try:
+            fut.result(timeout)
+        except Exception as exc:
+            if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                raise BrokerError(f"cannot create topic {topic!r}: {exc}") from exc

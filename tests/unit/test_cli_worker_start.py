@@ -57,3 +57,22 @@ def test_faust_info_lines_are_debug_detail_warnings_still_show(quiet_loggers):
     assert logging.getLogger("kuntur").isEnabledFor(logging.INFO)
     configure_logging("text", "debug")
     assert logging.getLogger("faust.tables.recovery").isEnabledFor(logging.DEBUG)
+
+
+def test_the_internal_and_changelog_topics_are_known_before_the_worker_subscribes(settings):
+    """The worker creates them before Faust subscribes (a topic declared during the subscription
+    is ignored as missing until a metadata refresh, and nothing flows through it)."""
+    from stream.app import create_app
+    from stream.metrics import Metrics
+    from stream.pipeline.stages import Pipeline
+    from stream.worker import internal_topics
+
+    settings = settings.replace(model_key="k" * 40)
+    kuntur = create_app(settings, Pipeline(settings, new_detector(settings)), Metrics(), 4, b"k" * 40)
+    topics = internal_topics(kuntur.app)
+    app = settings.app_id
+    assert {f"{app}-by-merchant-v3", f"{app}-to-score-v3"} <= set(topics)
+    changelogs = {name for name, config in topics.items() if config == {"cleanup.policy": "compact"}}
+    assert {f"{app}-pending-v1-changelog", f"{app}-deferred-labels-v1-changelog"} <= changelogs
+    assert all(name.startswith(f"{app}-") for name in topics)
+    assert settings.topic_transactions not in topics and settings.topic_labels not in topics

@@ -40,9 +40,42 @@ def _upstream_sha256(patch) -> str:
 
 def test_importing_changes_nothing_and_install_applies_both_idempotently():
     before = faust_aiokafka.AIOKafkaConsumerThread._create_worker_consumer
-    assert faust_patches.install(20, direct_delivery=True) == {"fetch_wait": True, "direct_delivery": True}
+    assert faust_patches.install(20, direct_delivery=True) == {
+        "fetch_wait": True, "direct_delivery": True, "empty_commit": True
+    }
     first = faust_aiokafka.AIOKafkaConsumerThread._create_worker_consumer
     assert getattr(first, "_kuntur_patched", False) or before is not first
-    assert faust_patches.install(30, direct_delivery=True) == {"fetch_wait": True, "direct_delivery": True}
+    assert faust_patches.install(30, direct_delivery=True) == {
+        "fetch_wait": True, "direct_delivery": True, "empty_commit": True
+    }
     assert getattr(faust_consumer.Consumer._drain_messages, "_kuntur_patched", False)
     assert faust_patches._state["fetch_max_wait_ms"] == 30
+
+
+def test_a_commit_with_no_assigned_partition_commits_nothing_instead_of_crashing():
+    import asyncio
+
+    faust_patches.install(20)
+    calls = []
+
+    class Thread:
+        _commit = faust_aiokafka.AIOKafkaConsumerThread._commit
+
+        def assignment(self):
+            return {"tp-1"}
+
+    async def original(self, offsets):
+        calls.append(dict(offsets))
+        return True
+
+    faust_patches._state["originals"]["_commit"], saved = original, faust_patches._state["originals"]["_commit"]
+    try:
+        faust_patches._install_empty_commit()
+        thread = Thread()
+        thread._commit = faust_aiokafka.AIOKafkaConsumerThread._commit.__get__(thread)
+        assert asyncio.run(thread._commit({"tp-0": 5})) is False  # revoked: nothing sent to aiokafka
+        assert asyncio.run(thread._commit({"tp-0": 5, "tp-1": 7})) is True
+        assert calls == [{"tp-0": 5, "tp-1": 7}]
+    finally:
+        faust_patches._state["originals"]["_commit"] = saved
+        faust_patches._install_empty_commit()
