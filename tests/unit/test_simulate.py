@@ -633,9 +633,11 @@ def test_cli_duration_sets_transactions_and_needs_a_rate(parser, capsys):
     args = parser.parse_args(["simulate", "--start", "2026-03-01"])
     assert simulate._config_from_args(args).start == datetime.fromisoformat("2026-03-01T00:00:00-05:00").timestamp()
     # a time without a zone is read in the timezone setting; an explicit offset always wins
-    assert simulate._config_from_args(args, "UTC").start == datetime.fromisoformat("2026-03-01T00:00:00+00:00").timestamp()
+    utc = simulate._config_from_args(args, "UTC").start
+    assert utc == datetime.fromisoformat("2026-03-01T00:00:00+00:00").timestamp()
     args = parser.parse_args(["simulate", "--start", "2026-03-01T00:00:00-05:00"])
-    assert simulate._config_from_args(args, "UTC").start == datetime.fromisoformat("2026-03-01T05:00:00+00:00").timestamp()
+    utc = simulate._config_from_args(args, "UTC").start
+    assert utc == datetime.fromisoformat("2026-03-01T05:00:00+00:00").timestamp()
 
 
 def test_cli_writes_a_file(parser, tmp_path, capsys):
