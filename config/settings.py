@@ -137,6 +137,9 @@ class Settings:
     # Operations.
     web_host: str = _opt("127.0.0.1", "bind address of /metrics (0.0.0.0 in containers)")
     web_port: int = _opt(6066, "port of /metrics, /health and /ready")
+    web_advertised_host: str = _opt(
+        "", "host other workers reach this one at (forwarded POST /score); default web_host; in containers the hostname"
+    )
     score_token: Secret = _opt(
         Secret(""),
         "bearer token POST /score requires (>= 32 characters; masked in logs); without one, /score answers only"

@@ -88,7 +88,7 @@ def create_app(
         topic_allow_declare=True,
         table_standby_replicas=0,
         web_enabled=True,
-        web_host=s.web_host,
+        web_host=s.web_advertised_host or s.web_host,  # the URL other workers forward /score to
         web_port=s.web_port,
         web_bind=s.web_host,
         # Faust's /table/ and /router/ views would serve any account's raw state unauthenticated.

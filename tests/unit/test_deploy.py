@@ -327,3 +327,26 @@ def test_workers_read_the_model_key_from_a_compose_secret_off_the_data_volume(co
         assert key_file == "/run/secrets/kuntur_model_key"
         assert not key_file.startswith(svc["environment"]["KUNTUR_DATA_DIR"]), name
         assert "KUNTUR_MODEL_KEY" not in svc["environment"], f"{name}: a key in the compose file is in git"
+
+
+def test_workers_can_forward_score_requests_to_each_other(compose):
+    """/score is forwarded to the worker holding the account's partition: each worker must be
+    reachable at an address the others can use (not its 0.0.0.0 bind), with a bearer token
+    (a worker bound to a non-loopback address refuses /score without one)."""
+    from config.settings import load_settings
+    from stream.app import create_app
+    from stream.metrics import Metrics
+    from stream.pipeline.stages import Pipeline, new_detector
+
+    assert compose["secrets"]["kuntur_score_token"]["file"] == "./secrets/score.token"
+    for name, svc in kuntur_services(compose, "worker").items():
+        env = svc["environment"]
+        assert env["KUNTUR_WEB_ADVERTISED_HOST"] == svc["hostname"], name
+        assert env["KUNTUR_SCORE_TOKEN_FILE"] == "/run/secrets/kuntur_score_token", name
+        assert "kuntur_score_token" in svc["secrets"], name
+        assert "KUNTUR_SCORE_TOKEN" not in env, f"{name}: a token in the compose file is in git"
+    settings = load_settings(env={}, overrides={"web_host": "0.0.0.0", "web_advertised_host": "worker-1",
+                                                "model_key": "k" * 40})
+    app = create_app(settings, Pipeline(settings, new_detector(settings)), Metrics(), 4, b"k" * 40).app
+    assert str(app.conf.canonical_url) == "http://worker-1:6066"  # what the other workers forward to
+    assert app.conf.web_bind == "0.0.0.0"
