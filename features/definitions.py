@@ -43,6 +43,12 @@ NIGHT_END_H = 6
 FRAUD_LAG_DAYS = 7
 #: Lengths (days) of the label-aware windows that end FRAUD_LAG_DAYS before today.
 LAGGED_WINDOWS_DAYS = (7, 30 - FRAUD_LAG_DAYS)
+#: Reported frauds an account remembers (their transactions' event times, newest kept).
+MAX_FRAUDS = 8
+#: An applied fraud label counts toward its account's features from this long (event time)
+#: after the scored stream reached it: the margin within which a worker's account stage,
+#: ahead of its scoring stage, still sees it exactly when `kuntur evaluate` does.
+FRAUD_KNOWN_AFTER_S = 3600.0
 EMPTIED_LEFT = 1.0  # PEN; a transaction that leaves less than this (and does not overdraw) empties the account
 COUNT_CAP = 65535
 
@@ -302,6 +308,29 @@ ACCOUNT_SPECS: tuple[FeatureSpec, ...] = (
         None,
         "ratio",
         "{value:.0%} of this account's earlier spending is in this category",
+    ),
+    *windowed(
+        "account",
+        "fraud",
+        "count",
+        ("30d",),
+        "Reported frauds among the account's transactions in {span}, by transaction event time: fraud labels"
+        f" applied (the scored stream had reached their report time) at least {FRAUD_KNOWN_AFTER_S / 3600:g} hour"
+        " of event time before this transaction, never earlier; a repeated label counts once; among the"
+        f" {MAX_FRAUDS} the account remembers (the newest by event time).",
+        (*_ACCOUNT_TIME, "label.is_fraud"),
+        "{value:.0f} reported frauds on this account's transactions in the last {period}",
+    ),
+    FeatureSpec(
+        "account_days_since_reported_fraud",
+        "Days from the event time of the account's most recent reported fraud (counted as in"
+        " account_fraud_count_30d: a label applied at least"
+        f" {FRAUD_KNOWN_AFTER_S / 3600:g} hour before) to this transaction, capped at {NO_PREVIOUS_S / DAY_S:g};"
+        f" {NO_PREVIOUS_S / DAY_S:g} when none, 0 when that fraud is later than this transaction.",
+        (*_ACCOUNT_TIME, "label.is_fraud"),
+        None,
+        "numeric",
+        "{value:,.1f} days since this account's latest reported fraud",
     ),
 )
 

@@ -1,4 +1,4 @@
-"""The four agents, as batch handlers that need no Faust, and the thin loops that run them.
+"""The five agents, as batch handlers that need no Faust, and the thin loops that run them.
 
 Each handler takes a batch of :class:`Message` s and the tables' dicts and returns what
 to send (:class:`Sends`); the Faust loop only decodes events into messages, calls the
@@ -25,16 +25,18 @@ from models.shared import SharedModel, encode_batch
 from stream.errors import InvalidEvent
 from stream.metrics import Metrics
 from stream.pipeline.alerts import build_alert
-from stream.pipeline.emits import ROUTES, MerchantFraud, Stage, ToMerchant, ToScore
+from stream.pipeline.emits import ROUTES, AccountFraud, Fraud, MerchantFraud, Stage, ToMerchant, ToScore
 from stream.pipeline.pseudonym import Pseudonymiser
 from stream.pipeline.stages import Pipeline
 from stream.pipeline.validation import Limits, dead_letter, parse_label, parse_transaction
 from stream.wire import (
+    AccountFraudEntry,
     FraudEntry,
     MerchantEntry,
     Outbox,
     Partitioner,
     ScoreEntry,
+    decode_account_entries,
     decode_merchant_entries,
     decode_score_entries,
 )
@@ -77,7 +79,7 @@ def now_iso() -> str:
 
 
 class Handlers:
-    """The per-batch logic of the four agents, over plain dicts (the tables' stores)."""
+    """The per-batch logic of the five agents, over plain dicts (the tables' stores)."""
 
     def __init__(
         self, settings: Settings, pipeline: Pipeline, metrics: Metrics, partitions: int,
@@ -111,9 +113,13 @@ class Handlers:
         key = msg.key if msg.key is None or len(msg.key) <= self.limits.max_field_chars * 4 else None
         sends.message(self.settings.topic_dlq, key, orjson.dumps(record))
 
-    def _send_fraud(self, sends: Sends, fraud: MerchantFraud) -> None:
-        """A confirmed fraud goes to its stage, on the partition that holds the merchant."""
-        sends.to(ROUTES[MerchantFraud]).add(self.merchant_partition(fraud.merchant_id), FraudEntry(fraud))
+    def _send_fraud(self, sends: Sends, fraud: Fraud, partition: int) -> None:
+        """A confirmed fraud goes to its stage: on the partition that holds the merchant, or
+        on ``partition``, the account's (that of the scored transaction or of the label)."""
+        if isinstance(fraud, AccountFraud):
+            sends.to(ROUTES[AccountFraud]).add(partition, AccountFraudEntry(fraud))
+        else:
+            sends.to(ROUTES[MerchantFraud]).add(self.merchant_partition(fraud.merchant_id), FraudEntry(fraud))
 
     def learning_writes(self, sends: Sends, partition: int) -> None:
         """Record the learning-state keys the score stage changed, for the changelog. New
@@ -131,13 +137,15 @@ class Handlers:
         if self.shared is not None and (examples := self.shared.take_outbox()):
             sends.message(self.training_topic, None, encode_batch(examples))
 
-    def _label_outcome(self, sends: Sends, outcome: LabelOutcome | None, fraud: MerchantFraud | None) -> None:
+    def _label_outcome(
+        self, sends: Sends, outcome: LabelOutcome | None, frauds: list[Fraud] | None, partition: int
+    ) -> None:
         if outcome is None:
             self.metrics.labels.labels(outcome="deferred").inc()
             return
         self.metrics.labels.labels(outcome=outcome.reason).inc()
-        if fraud is not None:
-            self._send_fraud(sends, fraud)
+        for fraud in frauds or ():
+            self._send_fraud(sends, fraud, partition)
 
     # -- agents -------------------------------------------------------------------------
 
@@ -200,6 +208,25 @@ class Handlers:
         sends.written["merchants"] = written
         return sends
 
+    def account_frauds(self, batch: list[Message], states: dict[str, bytes]) -> Sends:
+        """reported frauds → the account's state (its reported-fraud memory)."""
+        sends, written = Sends(), {}
+        stage = self.pipeline.account
+        for msg in batch:
+            assert msg.value is not None
+            for entry in decode_account_entries(msg.value):
+                key = entry.emit.account_id
+                raw = states.get(key)
+                if not raw:
+                    continue  # no state to attach it to (idle and expired)
+                state = AccountState.from_bytes(raw)
+                new = stage.on_fraud(state, entry.emit)
+                if new is not None and new is not state:
+                    states[key] = new.to_bytes()
+                    written[key] = msg.partition
+        sends.written["accounts"] = written
+        return sends
+
     def scoring(self, batch: list[Message]) -> tuple[Sends, int]:
         """score → alert → count; labels released by the stream's event time teach now."""
         sends, scored = Sends(), 0
@@ -229,7 +256,7 @@ class Handlers:
                 for outcome in verdict.labels:
                     m.labels.labels(outcome=outcome.reason).inc()
                 for fraud in verdict.frauds:
-                    self._send_fraud(sends, fraud)
+                    self._send_fraud(sends, fraud, msg.partition)
                 self.learning_writes(sends, msg.partition)
                 m.latency.observe(max(0.0, now - entry.produced_at))
                 m.lag.set(max(0.0, now - entry.produced_at))
@@ -254,9 +281,9 @@ class Handlers:
                     assert msg.value is not None
                     sends.relabeled.append((label.account_id.encode(), msg.value, msg.timestamp))
                     continue
-            outcome, fraud = self.pipeline.score.on_label(label)
+            outcome, frauds = self.pipeline.score.on_label(label)
             self.learning_writes(sends, msg.partition)
-            self._label_outcome(sends, outcome, fraud)
+            self._label_outcome(sends, outcome, frauds, msg.partition)
         self.training(sends)
         return sends
 

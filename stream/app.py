@@ -5,6 +5,7 @@ Flow (every hop partitioned so that state stays local to one partition)::
     transactions (key account) ─ accounts ─▶ <app>-by-merchant-v3 (merchant's partition) ─ merchants ─▶
     <app>-to-score-v3 (the transaction's own partition) ─ scoring ─▶ alerts / scores
     labels (key account) ─ labels ─▶ learner; confirmed fraud ─▶ <app>-by-merchant-v3 (fraud rate)
+        and ─▶ <app>-by-account-v3 (the account's partition) ─ account-frauds ─▶ account state
 
 The scoring and labels agents read co-partitioned topics: a transaction is scored on the
 partition it arrived on, where its account's labels arrive too, so a label reaches the
@@ -103,12 +104,12 @@ def create_app(
     # Internal topics carry batches of entries (stream/wire.py); the suffix names their format.
     internal = {
         stage: app.topic(f"{s.app_id}-{name}-{WIRE_VERSION}", partitions=partitions, internal=True, **raw)
-        for stage, name in ((Stage.MERCHANT, "by-merchant"), (Stage.SCORE, "to-score"))
+        for stage, name in ((Stage.MERCHANT, "by-merchant"), (Stage.SCORE, "to-score"), (Stage.ACCOUNT, "by-account"))
     }
     internal_names = {stage: topic.get_topic_name() for stage, topic in internal.items()}
     # The version suffix changes whenever the state layout does: old state is never misread.
     tables: dict[str, ExpiringTable] = {
-        "accounts": expiring_table(app, "accounts-v3", partitions, AccountState.from_bytes, account_expired),
+        "accounts": expiring_table(app, "accounts-v4", partitions, AccountState.from_bytes, account_expired),
         "merchants": expiring_table(app, "merchants-v1", partitions, MerchantState.from_bytes, merchant_expired),
     }
     # The score stage's learning state, on the account's partition (co-partitioned with the
@@ -144,6 +145,11 @@ def create_app(
     async def account_agent(stream: Any) -> None:
         async for events in batches(stream):
             await route(handlers.accounts([message_of(e) for e in events], tables["accounts"].states))
+
+    @app.agent(internal[Stage.ACCOUNT], name="account-frauds")
+    async def account_fraud_agent(stream: Any) -> None:
+        async for events in batches(stream):
+            await route(handlers.account_frauds([message_of(e) for e in events], tables["accounts"].states))
 
     @app.agent(internal[Stage.MERCHANT], name="merchants")
     async def merchant_agent(stream: Any) -> None:

@@ -19,6 +19,11 @@ account's own partition for a transaction without a merchant):
 Entries on ``<app>-to-score-v3`` (sent to the transaction's own partition):
 :class:`ScoreEntry` ``{"tx": {...}, "values": [...], "produced_at"}``.
 
+Entries on ``<app>-by-account-v3`` (sent to the account's partition: the partition of the
+scored transaction or of the label that emitted it): :class:`AccountFraudEntry`
+``{"k": "fraud", "account_id", "event_ts", "known_at"}``, a confirmed fraud on the account's
+transaction and the event time the scored stream had reached when its label was applied.
+
 The ``-v3`` suffix changes whenever this format does, so old messages are never misread.
 """
 
@@ -32,7 +37,7 @@ import orjson
 from aiokafka.partitioner import murmur2
 
 from features.transaction import Transaction
-from stream.pipeline.emits import MerchantFraud, ToMerchant, ToScore
+from stream.pipeline.emits import AccountFraud, MerchantFraud, ToMerchant, ToScore
 
 #: The Transaction fields an entry carries (by name); ``extra`` (unknown JSON fields) stays behind.
 TX_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Transaction) if f.name != "extra")
@@ -81,6 +86,17 @@ class FraudEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class AccountFraudEntry:
+    """An :class:`~stream.pipeline.emits.AccountFraud` on its way to the account's partition."""
+
+    emit: AccountFraud
+
+    def encode(self) -> dict[str, Any]:
+        emit = self.emit
+        return {"k": "fraud", "account_id": emit.account_id, "event_ts": emit.event_ts, "known_at": emit.known_at}
+
+
+@dataclass(frozen=True, slots=True)
 class ScoreEntry:
     """A merchant stage's :class:`~stream.pipeline.emits.ToScore`, with its envelope."""
 
@@ -106,13 +122,18 @@ def decode_score_entries(raw: bytes) -> list[ScoreEntry]:
     return [ScoreEntry(ToScore(tx_from_dict(e["tx"]), e["values"]), e["produced_at"]) for e in orjson.loads(raw)]
 
 
-def encode_batch(entries: Sequence[MerchantEntry | FraudEntry | ScoreEntry]) -> bytes:
+def decode_account_entries(raw: bytes) -> list[AccountFraudEntry]:
+    return [AccountFraudEntry(AccountFraud(e["account_id"], e["event_ts"], e["known_at"])) for e in orjson.loads(raw)]
+
+
+Entry = MerchantEntry | FraudEntry | ScoreEntry | AccountFraudEntry
+
+
+def encode_batch(entries: Sequence[Entry]) -> bytes:
     return orjson.dumps([e.encode() for e in entries])
 
 
-def split_encoded(
-    entries: Sequence[MerchantEntry | FraudEntry | ScoreEntry], limit: int = MAX_MESSAGE_BYTES
-) -> list[bytes]:
+def split_encoded(entries: Sequence[Entry], limit: int = MAX_MESSAGE_BYTES) -> list[bytes]:
     """``entries`` encoded as one message, or as several if one would exceed ``limit`` bytes."""
     raw = encode_batch(entries)
     if len(raw) <= limit or len(entries) < 2:
@@ -158,7 +179,7 @@ class Outbox:
     def __init__(self) -> None:
         self.entries: dict[int, list[Any]] = {}
 
-    def add(self, partition: int, entry: MerchantEntry | FraudEntry | ScoreEntry) -> None:
+    def add(self, partition: int, entry: Entry) -> None:
         bucket = self.entries.get(partition)
         if bucket is None:
             self.entries[partition] = [entry]

@@ -32,12 +32,16 @@ Special events:
   against the current windows, which do not contain it.
 * *idle* -- an account idle for more than ``ttl_s`` starts again from empty state.
 
+Reported frauds reach the state apart from transactions: :func:`record_account_fraud`
+(module ``frauds``), when a fraud label is applied.
+
 State is stored as bytes (:meth:`AccountState.to_bytes`, a version byte first): at most
-1,111 bytes plus 12 per remembered id (k transactions inside the tolerance: 1,111 + 12 k),
-so at most :data:`MAX_ENCODED_SIZE` (13,399) bytes whatever the activity; about 335 for an
+1,176 bytes plus 12 per remembered id (k transactions inside the tolerance: 1,176 + 12 k),
+so at most :data:`MAX_ENCODED_SIZE` (13,464) bytes whatever the activity; about 336 for an
 account with a transaction a day. The modules: ``layout`` (tile levels and memories),
-``codec`` (the byte layout and :data:`STATE_VERSION`), ``ids`` (the id memory), ``state``
-(:class:`AccountState`) and ``update`` (:func:`update_account`).
+``codec`` (the byte layout and :data:`STATE_VERSION`), ``ids`` (the id memory), ``frauds``
+(the reported-fraud memory), ``state`` (:class:`AccountState`) and ``update``
+(:func:`update_account`).
 
 >>> from features.transaction import Transaction
 >>> u = update_account(None, Transaction("t1", "a1", ts=1_700_000_000.0, amount=25.0))
@@ -48,6 +52,7 @@ account with a transaction a day. The modules: ``layout`` (tile levels and memor
 from __future__ import annotations
 
 from features.account.codec import MAX_ENCODED_SIZE, STATE_VERSION
+from features.account.frauds import record_account_fraud
 from features.account.layout import DEFAULT_TTL_S
 from features.account.state import AccountState
 from features.account.update import AccountUpdate, update_account
@@ -62,5 +67,6 @@ __all__ = [
     "AccountState",
     "AccountUpdate",
     "is_expired",
+    "record_account_fraud",
     "update_account",
 ]

@@ -4,7 +4,8 @@ Layout: version u8, last_ts f64, flags u8, [lat, lon, geo_ts f64], the id memory
 u16, then that many uint64 id hashes and uint32 seconds, oldest second first), three hash
 memories (count u8 + uint32 each: merchants, devices, IPs), the merchants' counts (uint16)
 and latest seconds (uint32), the category memory (count u8, uint32 hashes, uint16
-counts), the three tile levels (see
+counts), the fraud memory (count u8, uint32 event seconds ascending, uint32 seconds
+applied), the three tile levels (see
 :func:`_pack_level`), then a u8 bitmap of the non-empty window caches (1h, 24h, 7d,
 30d) and those caches. Per-tile counts are uint16 and saturate at 65,535 events in one
 tile. Bump :data:`STATE_VERSION` (and the table name) whenever the layout or the meaning
@@ -22,6 +23,7 @@ from features.account.layout import (
     L3,
     MAX_CATEGORIES,
     MAX_DEVICES,
+    MAX_FRAUDS,
     MAX_IDS,
     MAX_IPS,
     MAX_MERCHANTS,
@@ -37,7 +39,7 @@ from features.windows import Cache, TileLevel, bit_positions, gather, le_bytes, 
 __all__ = ["ID_BYTES", "MAX_ENCODED_SIZE", "STATE_VERSION", "decode", "encode"]
 
 #: Layout version: the first byte of the encoding.
-STATE_VERSION = 3
+STATE_VERSION = 4
 
 _U16_MAX = 65535
 _HEAD = struct.Struct("<BdB")
@@ -54,6 +56,7 @@ _ID_COUNT = struct.Struct("<H")
 _IDS = structs("%dQ%dI", MAX_IDS)
 _MERCHANT_EXTRA = structs("%dH%dI", MAX_MERCHANTS)
 _CATEGORIES = structs("B%dI%dH", MAX_CATEGORIES)
+_FRAUDS = structs("B%dI%dI", MAX_FRAUDS)
 _FLOATS = structs("%df", N3)
 _MULTI4 = [struct.Struct(f"<{m}H{3 * m}f") for m in range(N3 + 1)]
 _MULTI5 = [struct.Struct(f"<{2 * m}H{3 * m}f") for m in range(N1 + 1)]
@@ -75,12 +78,15 @@ Fields = tuple[
     tuple[int, ...],
     tuple[int, ...],
     tuple[int, ...],
+    tuple[int, ...],
+    tuple[int, ...],
 ]
 
 
 def encode(state: Fields) -> bytes:
     """The versioned little-endian encoding of ``state`` (≤ :data:`MAX_ENCODED_SIZE` bytes)."""
-    last_ts, tiles, caches, ids, merchants, devices, ips, geo, m_counts, m_seen, categories, c_counts, id_seen = state
+    (last_ts, tiles, caches, ids, merchants, devices, ips, geo, m_counts, m_seen, categories, c_counts, id_seen,
+     frauds, f_known) = state
     parts = [_HEAD.pack(STATE_VERSION, last_ts, _FLAG_GEO if geo else 0)]
     if geo is not None:
         parts.append(_GEO.pack(*geo))
@@ -91,6 +97,7 @@ def encode(state: Fields) -> bytes:
         parts.append(_MEMORY[len(memory)].pack(len(memory), *memory))
     parts.append(_MERCHANT_EXTRA[len(merchants)].pack(*m_counts, *m_seen))
     parts.append(_CATEGORIES[len(categories)].pack(len(categories), *categories, *c_counts))
+    parts.append(_FRAUDS[len(frauds)].pack(len(frauds), *frauds, *f_known))
     _pack_level(parts, tiles, L1)
     _pack_level(parts, tiles, L2)
     _pack_level(parts, tiles, L3)
@@ -146,6 +153,12 @@ def decode(data: bytes) -> Fields:
         cats = _CATEGORIES[k].unpack_from(data, pos)
         pos += _CATEGORIES[k].size
         categories, c_counts = cats[1 : 1 + k], cats[1 + k :]
+        k = data[pos]
+        if k > MAX_FRAUDS:
+            raise StateDecodeError(f"account state memory of {k} reported frauds exceeds {MAX_FRAUDS}")
+        both = _FRAUDS[k].unpack_from(data, pos)
+        pos += _FRAUDS[k].size
+        frauds, f_known = both[1 : 1 + k], both[1 + k :]
         tiles = ZERO_TILES[:]
         pos = _unpack_level(data, pos, tiles, L1)
         pos = _unpack_level(data, pos, tiles, L2)
@@ -169,7 +182,7 @@ def decode(data: bytes) -> Fields:
     c1, c24, c7, c30 = caches
     return (
         last_ts, tiles, ((c1,), (c24,), (c7, c30)), ids, merchants, devices, ips, geo,
-        m_counts, m_seen, categories, c_counts, id_seen,
+        m_counts, m_seen, categories, c_counts, id_seen, frauds, f_known,
     )
 
 
@@ -252,7 +265,7 @@ ID_BYTES = 12
 
 #: Upper bound of ``len(AccountState.to_bytes())``: every memory full, every tile multi.
 #: The id memory is 2 + 12 bytes per id inside the lateness tolerance (``ID_BYTES``),
-#: at most ``MAX_IDS``; the rest is at most 1,109 bytes.
+#: at most ``MAX_IDS``; the rest is at most 1,174 bytes.
 MAX_ENCODED_SIZE = (
     _HEAD.size
     + _GEO.size
@@ -263,6 +276,8 @@ MAX_ENCODED_SIZE = (
     + 6 * MAX_MERCHANTS
     + 1
     + 6 * MAX_CATEGORIES
+    + 1
+    + 8 * MAX_FRAUDS
     + sum(b.size for b in _BITS.values())
     + N1 * (2 + 12 + 2)
     + N2 * (2 + 12)

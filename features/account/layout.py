@@ -12,10 +12,10 @@ Changing anything here changes the byte layout: bump ``codec.STATE_VERSION``.
 
 from __future__ import annotations
 
-from features.definitions import MAX_CATEGORIES, MAX_DEVICES, MAX_IPS, MAX_MERCHANTS
+from features.definitions import MAX_CATEGORIES, MAX_DEVICES, MAX_FRAUDS, MAX_IPS, MAX_MERCHANTS
 from features.windows import DAY_S, WINDOWS, TileLevel, zeros
 
-__all__ = ["DEFAULT_TTL_S", "MAX_CATEGORIES", "MAX_DEVICES", "MAX_IDS", "MAX_IPS", "MAX_MERCHANTS"]
+__all__ = ["DEFAULT_TTL_S", "MAX_CATEGORIES", "MAX_DEVICES", "MAX_FRAUDS", "MAX_IDS", "MAX_IPS", "MAX_MERCHANTS"]
 
 DEFAULT_TTL_S = 35 * DAY_S
 #: Hard cap of the id memory (transaction ids remembered to recognise a redelivery): an

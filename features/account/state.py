@@ -27,9 +27,11 @@ class AccountState(NamedTuple):
     :func:`~features.account.update.update_account`). The other hash
     memories are tuples of uint32, newest last; the merchant memory also keeps, per
     merchant, a transaction count and the whole second of the latest transaction there,
-    the category memory a count per category. ``geo`` is ``(lat, lon, ts)`` of the
-    newest transaction with coordinates, or ``None``. ``AccountState()`` is the empty
-    state (no history).
+    the category memory a count per category; ``frauds`` holds the event times (whole
+    seconds, newest last) of the account's reported frauds and ``fraud_known`` when each
+    was applied (:mod:`features.account.frauds`).
+    ``geo`` is ``(lat, lon, ts)`` of the newest transaction with coordinates, or ``None``.
+    ``AccountState()`` is the empty state (no history).
 
     The encoding is at most :data:`~features.account.codec.MAX_ENCODED_SIZE` bytes
     whatever the activity: empty tiles are not stored, single-transaction tiles take 4
@@ -49,6 +51,8 @@ class AccountState(NamedTuple):
     categories: tuple[int, ...] = ()
     category_counts: tuple[int, ...] = ()
     id_seen: tuple[int, ...] = ()  # per remembered id: its whole second, ascending
+    frauds: tuple[int, ...] = ()  # reported frauds' whole seconds (event time), ascending (features.account.frauds)
+    fraud_known: tuple[int, ...] = ()  # per reported fraud: the whole second the stream had reached when applied
 
     def to_bytes(self) -> bytes:
         """Encode to the versioned little-endian layout of :mod:`features.account.codec`."""

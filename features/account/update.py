@@ -14,6 +14,7 @@ from hashlib import blake2b
 from math import cos, floor, log1p, pi, sin, sqrt
 from zlib import crc32
 
+from features.account.frauds import fraud_features
 from features.account.ids import remember_id
 from features.account.layout import (
     DEFAULT_TTL_S,
@@ -126,7 +127,6 @@ def _update(state: AccountState, features: dict[str, float], dup: bool, late: bo
     _set_field(u, "late", late)
     _set_field(u, "ids_dropped", dropped)
     return u
-
 
 
 def update_account(
@@ -415,6 +415,8 @@ def update_account(
     if balance is not None and balance > 0.0 and 0.0 <= balance - amount < EMPTIED_LEFT:
         emptied = 1.0
 
+    frauds_30d, days_since_fraud = fraud_features(old.frauds, old.fraud_known, ts, last if last > ts else ts)
+
     # By name, in spec order (the tests check both against features.definitions).
     features = {
         "account_tx_count_1h": n1,
@@ -465,6 +467,8 @@ def update_account(
         "account_seconds_since_merchant": since_merchant,
         "account_new_category": new_category,
         "account_category_share": category_share,
+        "account_fraud_count_30d": frauds_30d,
+        "account_days_since_reported_fraud": days_since_fraud,
     }
 
     if duplicate:
@@ -477,6 +481,6 @@ def update_account(
     newest = ts if ts > last else last
     second = _second(newest if late else ts)
     ids, seen, dropped = remember_id(old.ids, old.id_seen, tid, second, newest - late_tolerance_s - 1.0)
-    memories = (m_counts, m_seen, categories, c_counts, seen)
+    memories = (m_counts, m_seen, categories, c_counts, seen, old.frauds, old.fraud_known)
     new = new_state((newest, tiles, caches, ids, merchants, devices, ips, geo, *memories))
     return _update(new, features, False, late, dropped)

@@ -3,7 +3,7 @@
 Each record names the stage that consumes it (:data:`ROUTES`). The Faust agents send a
 record to that stage's internal topic; the in-process runner (:mod:`stream.pipeline.runner`)
 calls that stage directly. Both read the same table, so the order of stages
-(account → merchant → score, and label → merchant fraud) exists once: here.
+(account → merchant → score, and label → merchant fraud and account fraud) exists once: here.
 """
 
 from __future__ import annotations
@@ -48,6 +48,21 @@ class MerchantFraud:
 
 
 @dataclass(frozen=True, slots=True)
+class AccountFraud:
+    """A confirmed fraud on an account's transaction (its event time), for the account's
+    reported-fraud memory (:mod:`features.account.frauds`); ``known_at`` is the event time
+    the scored stream had reached when the label was applied (at least its report time)."""
+
+    account_id: str
+    event_ts: float
+    known_at: float
+
+
+#: The records an applied label emits.
+Fraud = MerchantFraud | AccountFraud
+
+
+@dataclass(frozen=True, slots=True)
 class Verdict:
     """The outcome of scoring one transaction."""
 
@@ -56,8 +71,8 @@ class Verdict:
     features: dict[str, float]
     #: labels whose report time the stream's event time has now reached (applied after scoring)
     labels: list[LabelOutcome] = field(default_factory=list)
-    #: the merchant-fraud records those labels emit
-    frauds: list[MerchantFraud] = field(default_factory=list)
+    #: the merchant- and account-fraud records those labels emit
+    frauds: list[Fraud] = field(default_factory=list)
 
     @property
     def alert(self) -> bool:
@@ -65,7 +80,12 @@ class Verdict:
 
 
 #: Which stage consumes each record.
-ROUTES: dict[type, Stage] = {ToMerchant: Stage.MERCHANT, ToScore: Stage.SCORE, MerchantFraud: Stage.MERCHANT}
+ROUTES: dict[type, Stage] = {
+    ToMerchant: Stage.MERCHANT,
+    ToScore: Stage.SCORE,
+    MerchantFraud: Stage.MERCHANT,
+    AccountFraud: Stage.ACCOUNT,
+}
 
 
 def merchant_fraud(outcome: LabelOutcome) -> MerchantFraud | None:
@@ -74,3 +94,18 @@ def merchant_fraud(outcome: LabelOutcome) -> MerchantFraud | None:
     if outcome.is_fraud and outcome.merchant_id and outcome.event_ts is not None and outcome.reason != "duplicate":
         return MerchantFraud(outcome.merchant_id, outcome.event_ts)
     return None
+
+
+def account_fraud(outcome: LabelOutcome, account_id: str, known_at: float) -> AccountFraud | None:
+    """The record an applied label emits for its account (``account_id``, the label's), applied
+    when the scored stream had reached ``known_at``: the same rule as :func:`merchant_fraud` -- a
+    confirmed fraud whose transaction is still known counts, even when it came too late to
+    teach the model; a repeated label counts once."""
+    if outcome.is_fraud and account_id and outcome.event_ts is not None and outcome.reason != "duplicate":
+        return AccountFraud(account_id, outcome.event_ts, known_at)
+    return None
+
+
+def label_frauds(outcome: LabelOutcome, account_id: str, known_at: float) -> list[Fraud]:
+    """Every record an applied label emits: its merchant's fraud, then its account's."""
+    return [f for f in (merchant_fraud(outcome), account_fraud(outcome, account_id, known_at)) if f is not None]

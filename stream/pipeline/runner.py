@@ -27,7 +27,7 @@ from features.account import AccountState
 from features.merchant import MerchantState
 from features.transaction import Transaction
 from models.detector import LabelOutcome
-from stream.pipeline.emits import ROUTES, MerchantFraud, Stage, ToMerchant, ToScore, Verdict
+from stream.pipeline.emits import ROUTES, AccountFraud, MerchantFraud, Stage, ToMerchant, ToScore, Verdict
 from stream.pipeline.stages import Pipeline
 from stream.pipeline.validation import Label
 
@@ -45,6 +45,7 @@ class Runner:
         self.late = 0
         self._verdict: Verdict | None = None
         handlers: dict[Stage, Callable[[Any], None]] = {
+            Stage.ACCOUNT: self._account_fraud,
             Stage.MERCHANT: self._merchant,
             Stage.SCORE: self._score,
         }
@@ -65,13 +66,20 @@ class Runner:
 
     def label(self, label: Label) -> LabelOutcome | None:
         """Apply one label (``None`` while it waits for the stream to reach its report time)."""
-        outcome, fraud = self.pipeline.score.on_label(label)
-        self.route(fraud)
+        outcome, frauds = self.pipeline.score.on_label(label)
+        for fraud in frauds or ():
+            self.route(fraud)
         return outcome
 
-    def route(self, emit: ToMerchant | ToScore | MerchantFraud | None) -> None:
+    def route(self, emit: ToMerchant | ToScore | MerchantFraud | AccountFraud | None) -> None:
         if emit is not None:
             self._handlers[type(emit)](emit)
+
+    def _account_fraud(self, emit: AccountFraud) -> None:
+        """A reported fraud into its account's state, at once (as merchant fraud is routed)."""
+        state = self.pipeline.account.on_fraud(self.accounts.get(emit.account_id), emit)
+        if state is not None:
+            self.accounts[emit.account_id] = state
 
     def _merchant(self, emit: ToMerchant | MerchantFraud) -> None:
         stage = self.pipeline.merchant

@@ -14,7 +14,7 @@ import logging
 from dataclasses import dataclass
 
 from config.settings import Settings
-from features.account import ACCOUNT_FEATURES, AccountState, update_account
+from features.account import ACCOUNT_FEATURES, AccountState, record_account_fraud, update_account
 from features.catalogue import FEATURE_NAMES
 from features.merchant import (
     MERCHANT_FEATURES,
@@ -28,7 +28,7 @@ from models.detector import Detector, LabelOutcome, Scored
 from models.rules import fired_rules, rules_alert
 from models.scorer import FraudModel
 from stream.pipeline.deferred import DeferredLabels
-from stream.pipeline.emits import MerchantFraud, ToMerchant, ToScore, Verdict, merchant_fraud
+from stream.pipeline.emits import AccountFraud, Fraud, MerchantFraud, ToMerchant, ToScore, Verdict, label_frauds
 from stream.pipeline.validation import Label
 
 __all__ = ["AccountStage", "AccountStep", "MerchantStage", "Pipeline", "ScoreStage", "Writes", "new_detector"]
@@ -52,7 +52,8 @@ class AccountStep:
 
 
 class AccountStage:
-    """Update the account's rolling state; emit the transaction with its account features."""
+    """Update the account's rolling state (or its reported frauds); emit the transaction with
+    its account features."""
 
     def __init__(self, settings: Settings) -> None:
         self._late = settings.late_tolerance_s
@@ -75,6 +76,12 @@ class AccountStage:
             return AccountStep(None, None)
         f = update.features
         return AccountStep(update.state, ToMerchant(tx, [f[name] for name in ACCOUNT_FEATURES]), update.late)
+
+    @staticmethod
+    def on_fraud(state: AccountState | None, fraud: AccountFraud) -> AccountState | None:
+        """The state with the reported fraud remembered (``state`` itself when nothing changed,
+        ``None`` for an account without state)."""
+        return record_account_fraud(state, fraud.event_ts, fraud.known_at)
 
 
 class MerchantStage:
@@ -120,13 +127,12 @@ class ScoreStage:
     def on_transaction(self, msg: ToScore) -> Verdict:
         """Score a transaction whose full feature vector (catalogue order) is known."""
         tx = msg.tx
-        released = self.release_labels(upto=tx.ts)
+        released, frauds = self._release(upto=tx.ts)
         x = dict(zip(FEATURE_NAMES, msg.values, strict=True))
         rules = fired_rules(x)
         scored = self.detector.score(
             tx.transaction_id, tx.account_id, tx.merchant_id, tx.ts, x, force_alert=rules_alert(rules)
         )
-        frauds = [f for f in map(merchant_fraud, released) if f is not None]
         return Verdict(scored=scored, rules=rules, features=x, labels=released, frauds=frauds)
 
     def what_if(self, msg: ToScore) -> Verdict:
@@ -144,14 +150,16 @@ class ScoreStage:
         alert = rules_alert(rules) or (scoring.score >= det.threshold and warm)
         return Verdict(scored=Scored(scoring.score, alert, model.explain(scoring, x)), rules=rules, features=x)
 
-    def on_label(self, label: Label) -> tuple[LabelOutcome | None, MerchantFraud | None]:
+    def on_label(self, label: Label) -> tuple[LabelOutcome | None, list[Fraud] | None]:
         """Apply a label once the scored stream's event time has reached its report time.
 
         Labels and transactions travel on different topics, so in a replay (or a backlog)
         a label can overtake the transaction it is about. Joining on event time makes the
         worker learn exactly what the offline evaluator learns: nothing before it was
         reported, and a report that came within the horizon teaches "fraud" even if the
-        stream is already past the horizon. The outcome is ``None`` when the label is deferred.
+        stream is already past the horizon. Returns the outcome and the records the applied
+        label emits (:func:`~stream.pipeline.emits.label_frauds`); ``(None, None)`` while the
+        label is deferred.
         """
         if label.reported_at > self.detector.watermark:
             self.deferred.push(label)
@@ -159,18 +167,28 @@ class ScoreStage:
                 return None, None
             label = self.deferred.pop()
         outcome = self.detector.on_label(label.transaction_id, label.is_fraud)
-        return outcome, merchant_fraud(outcome)
+        known_at = max(self.detector.watermark, label.reported_at)  # never before its report time
+        return outcome, label_frauds(outcome, label.account_id, known_at)
 
     def release_labels(self, upto: float) -> list[LabelOutcome]:
         """Apply deferred labels reported at or before ``upto``, each at its own event time:
         transactions whose horizon ended before the report are learned as genuine first."""
+        return self._release(upto)[0]
+
+    def _release(self, upto: float) -> tuple[list[LabelOutcome], list[Fraud]]:
+        """:meth:`release_labels`, and the records the released labels emit. They are known
+        from the event time the scored stream reaches with the transaction at ``upto``."""
         out: list[LabelOutcome] = []
+        frauds: list[Fraud] = []
         deferred = self.deferred
+        known_at = max(self.detector.watermark, upto)
         while (reported_at := deferred.earliest()) is not None and reported_at <= upto:
             label = deferred.pop()
             self.detector.advance(reported_at)
-            out.append(self.detector.on_label(label.transaction_id, label.is_fraud))
-        return out
+            outcome = self.detector.on_label(label.transaction_id, label.is_fraud)
+            out.append(outcome)
+            frauds += label_frauds(outcome, label.account_id, known_at)
+        return out, frauds
 
     @property
     def deferred_labels(self) -> int:

@@ -23,8 +23,8 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
 HISTORY_SHA256 = "4f1742fbd84dbec915dddfed3778e7079d62898c48ad562d35e8bf76b0d878de"
 SCORES_SHA256 = {
-    "gam-pairs-asinh": "3fefc4c72d721b1694de1dae25a502b690021c52c7129d404b4d3b9f136c0da7",
-    "logreg": "84c3113cd4ddf0f86e09a2572a5d1d9846dc1b78b796c2489e1b7d061be5ea8d",
+    "gam-pairs-asinh": "d9956ede327c5735bea81711dbda86585c7bc8bd06855ca3842e5295ec17af36",
+    "logreg": "b09ca8690f92665a476db1269c669c0735c4cc3d2439b891e46f4cb9ed3893a9",
 }
 
 

@@ -51,7 +51,7 @@ def lima_ts(*args: int) -> float:
 def test_feature_names_are_exactly_the_documented_ones() -> None:
     f = run([tx(1, T0)]).features
     assert tuple(f) == ACCOUNT_FEATURES
-    assert len(ACCOUNT_FEATURES) == len(set(ACCOUNT_FEATURES)) == 61
+    assert len(ACCOUNT_FEATURES) == len(set(ACCOUNT_FEATURES)) == 63
     for name in ("account_tx_count_1h", "account_amount_mean_30d", "account_small_tx_count_1h"):
         assert name in ACCOUNT_FEATURES
     assert all(type(v) is float and math.isfinite(v) for v in f.values())
@@ -339,8 +339,8 @@ def test_very_active_account_fits_in_1kb_plus_12_bytes_per_id_inside_the_toleran
     size = len(state.to_bytes())
     # every 20 minutes: the ids of the last hour (3 or 4) are remembered, 12 bytes each
     assert 1 <= len(state.ids) <= 4
-    assert size <= 1109 + 2 + 12 * len(state.ids)
-    assert MAX_ENCODED_SIZE == 1109 + 2 + 12 * 1024 == 13399
+    assert size <= 1174 + 2 + 12 * len(state.ids)
+    assert MAX_ENCODED_SIZE == 1174 + 2 + 12 * 1024 == 13464
     assert size > 700  # it really is busy: every day tile and most 2-hour tiles used
 
 
@@ -349,8 +349,8 @@ def test_typical_account_is_small() -> None:
     state = _busy_account(30, merchants=8, devices=1, ips=2)
     assert len(state.to_bytes()) < 340
     # header 10, id memory length 2, 3 memory lengths, category memory length 1, tile
-    # bitmaps 14, cache bitmap 1
-    assert len(AccountState().to_bytes()) == 31
+    # bitmaps 14, cache bitmap 1, fraud memory length 1
+    assert len(AccountState().to_bytes()) == 32
 
 
 def test_old_transaction_ids_are_dropped() -> None:
@@ -474,10 +474,14 @@ def test_decode_rejects_impossible_content() -> None:
     with pytest.raises(StateDecodeError, match="exceeds"):
         AccountState.from_bytes(bytes(bad))
     bad = bytearray(empty)
-    bad[16] = 0xFF  # 10-minute level "single" bitmap with bits beyond 6 tiles
+    bad[16] = 9  # 9 reported frauds: more than are ever kept
+    with pytest.raises(StateDecodeError, match="reported frauds exceeds"):
+        AccountState.from_bytes(bytes(bad))
+    bad = bytearray(empty)
+    bad[17] = 0xFF  # 10-minute level "single" bitmap with bits beyond 6 tiles
     with pytest.raises(StateDecodeError, match="bitmap"):
         AccountState.from_bytes(bytes(bad))
     bad = bytearray(empty)
-    bad[16] = bad[17] = 0x01  # tile 0 claimed both single and multi
+    bad[17] = bad[18] = 0x01  # tile 0 claimed both single and multi
     with pytest.raises(StateDecodeError, match="both"):
         AccountState.from_bytes(bytes(bad))

@@ -22,7 +22,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from features.account import ACCOUNT_FEATURES, update_account
+from features.account import ACCOUNT_FEATURES, record_account_fraud, update_account
 from features.catalogue import (
     CATALOGUE,
     FEATURE_NAMES,
@@ -48,7 +48,7 @@ SCHEMA_FIELDS = {*TRANSACTION_SCHEMA, "label.is_fraud"}
 def test_names_are_account_then_merchant_features_in_order() -> None:
     assert FEATURE_NAMES == ACCOUNT_FEATURES + MERCHANT_FEATURES
     assert tuple(s.name for s in CATALOGUE) == FEATURE_NAMES
-    assert len(set(FEATURE_NAMES)) == len(FEATURE_NAMES) == 74
+    assert len(set(FEATURE_NAMES)) == len(FEATURE_NAMES) == 76
 
 
 def test_catalogue_matches_what_the_extractors_emit() -> None:
@@ -170,7 +170,7 @@ def test_unknown_names_raise_with_a_suggestion() -> None:
 
 def test_windowed_names_are_built_from_their_parameters() -> None:
     windowed = [s for s in CATALOGUE if s.how is not None]
-    assert len(windowed) == 30
+    assert len(windowed) == 31
     for s in windowed:
         assert s.name == f"{s.stage}_{s.on}_{s.how}_{s.window}"
         assert window_span(s.window) in s.description  # type: ignore[arg-type]
@@ -211,7 +211,7 @@ class Seen:
 
     tx: Transaction
     before: list[Transaction]  # this entity's earlier transactions, oldest first
-    frauds: list[float] = field(default_factory=list)  # event times of reported frauds
+    frauds: list[float] = field(default_factory=list)  # event times of reported frauds (remembered ones)
 
 
 def _window(events: list[Transaction], window: str, newest: float) -> list[Transaction]:
@@ -383,6 +383,13 @@ def _merchant_ratio(seen: Seen) -> float:
     return amount / mean if mean * 1000.0 > amount else (1.0 if amount <= 0 else 1000.0)
 
 
+def _days_since_fraud(seen: Seen) -> float:
+    """From the account's newest reported fraud (whole second) to this transaction, in days."""
+    if not seen.frauds:
+        return 30.0
+    return min(max((seen.tx.ts - math.floor(max(seen.frauds))) / DAY, 0.0), 30.0)
+
+
 def one_hot(s: FeatureSpec, seen: Seen) -> float:
     (source,) = s.source_fields
     value = getattr(seen.tx, source)
@@ -418,6 +425,7 @@ REFERENCE: dict[str, Callable[[Seen], float]] = {
     "account_seconds_since_merchant": _since_merchant,
     "account_new_category": _new_category,
     "account_category_share": _category_share,
+    "account_days_since_reported_fraud": _days_since_fraud,
     "merchant_fraud_rate_7d_lag7d": _lagged_rate(7),
     "merchant_fraud_rate_23d_lag7d": _lagged_rate(23),
     "merchant_amount_to_mean_7d": _merchant_ratio,
@@ -502,15 +510,27 @@ def _observe(seed: int) -> list[list[Observed]]:
     accounts: dict[str, list[Transaction]] = {}
     merchants: dict[str, list[Transaction]] = {}
     frauds: dict[str, list[float]] = {}
+    account_frauds: dict[str, list[tuple[float, float]]] = {}  # per account, every reported fraud: (event, known)
+    labels = random.Random(seed + 1)  # the account labels' own draws: the merchant ones stay as they were
     account_states: dict = {}
     merchant_states: dict = {}
     rows = []
     for tx in _stream(seed):
         u = update_account(account_states.get(tx.account_id), tx)
-        account_states[tx.account_id] = u.state
-        seen = Seen(tx, accounts.setdefault(tx.account_id, [])[:])
+        reported = account_frauds.setdefault(tx.account_id, [])
+        # the account remembers the MAX_FRAUDS reported frauds with the newest event times (ties: the
+        # later recorded kept); one counts from FRAUD_KNOWN_AFTER_S (an hour) after the stream reached it
+        remembered = sorted(reported, key=lambda r: math.floor(r[0]))[-8:]
+        visible = [math.floor(t) for t, known in remembered if math.floor(known) <= tx.ts - 3600]
+        seen = Seen(tx, accounts.setdefault(tx.account_id, [])[:], [float(t) for t in visible])
         row = [Observed(s, seen, u.features[s.name]) for s in ACCOUNT_SPECS]
         accounts[tx.account_id].append(tx)
+        state = u.state
+        if labels.random() < 0.35:  # a fraud label applied now, for this or an earlier transaction of the account
+            earlier = labels.choice(accounts[tx.account_id][-40:]).ts
+            state = record_account_fraud(state, earlier, known_at=tx.ts)
+            reported.append((earlier, tx.ts))
+        account_states[tx.account_id] = state
         if tx.merchant_id is not None:
             m = update_merchant(merchant_states.get(tx.merchant_id), tx)
             mseen = Seen(tx, merchants.setdefault(tx.merchant_id, [])[:], frauds.setdefault(tx.merchant_id, [])[:])

@@ -7,15 +7,17 @@ import dataclasses
 import orjson
 from aiokafka.partitioner import DefaultPartitioner
 
-from stream.pipeline.emits import MerchantFraud, ToMerchant, ToScore
+from stream.pipeline.emits import AccountFraud, MerchantFraud, ToMerchant, ToScore
 from stream.pipeline.validation import parse_transaction
 from stream.wire import (
     MAX_MESSAGE_BYTES,
+    AccountFraudEntry,
     FraudEntry,
     MerchantEntry,
     Outbox,
     Partitioner,
     ScoreEntry,
+    decode_account_entries,
     decode_merchant_entries,
     decode_score_entries,
     encode_batch,
@@ -48,6 +50,9 @@ def test_stage_entries_round_trip():
     assert decoded[1] == FraudEntry(MerchantFraud("m-7", 1700000001.0))
     (score,) = decode_score_entries(encode_batch([ScoreEntry(ToScore(TX, [0.5]), 1.0)]))
     assert score.produced_at == 1.0 and score.emit.tx == TX and score.emit.values == [0.5]
+    frauds = [AccountFraudEntry(AccountFraud("a1", 1700000001.5, 1700003601.0))]
+    frauds.append(AccountFraudEntry(AccountFraud("ñ-2", 3.0, 4.0)))
+    assert decode_account_entries(encode_batch(frauds)) == frauds
 
 
 def test_transaction_fields_travel_by_name():
