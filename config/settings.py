@@ -112,6 +112,9 @@ class Settings:
     max_future_s: float = _opt(
         86_400.0, "how far ahead of the wall clock an event time may be; further: bad-timestamp (never moves time)"
     )
+    currency_rates: str = _opt(
+        "", "soles per unit, e.g. USD=3.75,EUR=4.05: replaces config/rates.py's table; other currencies: bad-currency"
+    )
     metric_institutions_max: int = _opt(
         100, "distinct institution_id values given their own metric series; later ones count as 'other'"
     )
@@ -175,6 +178,12 @@ class Settings:
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **_coerce_all(changes, source="override"))
+
+    def currency_table(self) -> dict[str, float]:
+        """Soles per unit of each accepted currency: ``currency_rates`` if set, else config/rates.py."""
+        from config.rates import PEN_PER_UNIT, parse_rates
+
+        return parse_rates(self.currency_rates) if self.currency_rates.strip() else dict(PEN_PER_UNIT)
 
     def kafka_client_config(self) -> dict[str, str]:
         """librdkafka (confluent-kafka) connection settings."""

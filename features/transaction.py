@@ -43,7 +43,7 @@ class Transaction:
     transaction_id: str
     account_id: str
     ts: float  # event time, epoch seconds UTC
-    amount: float
+    amount: float  # in soles (PEN): converted from ``currency`` on entry
     currency: str = "PEN"
     transaction_type: str | None = None
     account_type: str | None = None
@@ -58,4 +58,6 @@ class Transaction:
     latitude: float | None = None
     longitude: float | None = None
     institution_id: str | None = None
+    #: the amount as sent, in ``currency``, when that is not PEN (``amount`` is in soles)
+    original_amount: float | None = None
     extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)

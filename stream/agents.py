@@ -28,7 +28,7 @@ from stream.pipeline.alerts import build_alert
 from stream.pipeline.emits import ROUTES, AccountFraud, Fraud, MerchantFraud, Stage, ToMerchant, ToScore
 from stream.pipeline.pseudonym import Pseudonymiser
 from stream.pipeline.stages import Pipeline
-from stream.pipeline.validation import Limits, dead_letter, parse_label, parse_transaction
+from stream.pipeline.validation import dead_letter, limits_from, parse_label, parse_transaction
 from stream.wire import (
     AccountFraudEntry,
     FraudEntry,
@@ -95,12 +95,7 @@ class Handlers:
         key = settings.pseudonymisation_key()
         self.pseudonyms = Pseudonymiser(key) if key else None
         self.clock: Callable[[], float] = time.time
-        self.limits = Limits(
-            max_message_bytes=settings.max_message_bytes,
-            max_field_chars=settings.max_field_chars,
-            max_amount=settings.max_amount,
-            max_future_s=settings.max_future_s,
-        )
+        self.limits = limits_from(settings)
 
     # -- shared -------------------------------------------------------------------------
 

@@ -51,7 +51,7 @@ from stream.errors import InvalidEvent
 from stream.pipeline.pseudonym import Pseudonymiser
 from stream.pipeline.reasons import plain_reasons
 from stream.pipeline.stages import Pipeline
-from stream.pipeline.validation import Limits, parse_transaction
+from stream.pipeline.validation import limits_from, parse_transaction
 from stream.pipeline.whatif import what_if
 from stream.tables import ExpiringTable
 from stream.web import is_ready
@@ -146,10 +146,7 @@ class ScoreApi:
         self.pseudonyms = Pseudonymiser(key) if key else None
         self.partitions = settings.partitions
         self.merchant_partition = Partitioner(settings.partitions).of
-        self.limits = Limits(
-            max_message_bytes=settings.max_message_bytes, max_field_chars=settings.max_field_chars,
-            max_amount=settings.max_amount, max_future_s=settings.max_future_s,
-        )
+        self.limits = limits_from(settings)
         self.clock: Callable[[], float] = time.time
 
     # -- helpers ------------------------------------------------------------------------

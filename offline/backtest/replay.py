@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from config.rates import PEN_PER_UNIT
 from config.settings import Settings
 from features.transaction import SCHEMA_FIELDS, Transaction
 from offline.backtest.cli_args import add_history_arguments, duration
@@ -38,6 +39,10 @@ def transaction_json(tx: Transaction) -> dict[str, Any]:
         value = getattr(tx, name)
         if value is not None:
             out[name] = value
+    if tx.original_amount is not None:  # as it was sent: in its currency (the worker converts again)
+        out["amount"] = tx.original_amount
+        if tx.account_balance is not None:
+            out["account_balance"] = tx.account_balance / PEN_PER_UNIT[tx.currency]
     out.update(tx.extra)
     return out
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from config.rates import PEN_PER_UNIT
 from offline.simulator.schema import DAY, SimConfig, SimEvent
 from offline.simulator.typologies import REPORT_MAX_S, TxPayload, Typologies
 from offline.simulator.world import ACCOUNT_TYPES, CITIES, World
@@ -59,6 +60,19 @@ _TRIP_PROBABILITY = 0.003  # per card-present purchase made at home
 _HARD_BIG_PURCHASE = 0.01  # hard mode: genuine purchases 4-15x the usual amount
 _HARD_NEW_DEVICE = 0.03  # hard mode: genuine digital transactions from a new device and IP
 
+
+
+#: Soles per US dollar the simulator prices its dollar payments at (config/rates.py's rate).
+USD_RATE = PEN_PER_UNIT["USD"]
+
+
+def _in_dollars(v: dict[str, Any], n: int) -> None:
+    """Every fourth online purchase is paid in US dollars (Peru is a dollarised market): its
+    amount and the balance it reports are in USD; a worker converts both back to soles."""
+    if n % 4 == 0 and v.get("channel") == "online" and v.get("transaction_type") == "purchase":
+        v["amount"] = round(max(v["amount"] / USD_RATE, 0.01), 2)
+        v["account_balance"] = round(v["account_balance"] / USD_RATE, 2)
+        v["currency"] = "USD"
 
 class Clock:
     """Maps a unit-rate Poisson process onto event time with hourly intensity factors."""
@@ -143,6 +157,7 @@ class Simulator:
             balance += max(world.a_income[a], amount - balance + world.a_income[a] * 0.5)
         v["account_balance"] = round(balance, 2)
         world.a_balance[a] = balance - amount
+        _in_dollars(v, self.n)
         if fraud_type is None:
             world.a_last_phys[a] = t
             self.last_label = ""
@@ -414,6 +429,7 @@ class Simulator:
                         balance += max(a_income[a], amount - balance + a_income[a] * 0.5)
                     a_balance[a] = balance - amount
                 v["account_balance"] = round(balance, 2)
+                _in_dollars(v, self.n)
                 v["account_age_days"] = a_age[a] + (t - start) // DAY
                 if ip is not None:
                     v["ip_address"] = ip

@@ -48,8 +48,9 @@ def build_alert(
         "reasons": plain_reasons(scored.reasons, features, tx),
         "rules": rules,
         "features": features,
-        "amount": tx.amount,
+        "amount": tx.amount if tx.original_amount is None else tx.original_amount,  # as sent, in its currency
         "currency": tx.currency,
+        "amount_pen": round(tx.amount, 2),  # what the features and rules saw
         "merchant_id": tx.merchant_id,
         "merchant_category": tx.merchant_category,
         "channel": tx.channel,

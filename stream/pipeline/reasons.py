@@ -132,13 +132,18 @@ def _gap_s(f: Mapping[str, float]) -> float | None:
 def reason_text(name: str, value: float, f: Mapping[str, float], tx: Transaction) -> str:
     """The sentence for feature ``name`` = ``value`` of ``tx`` (``f``: its whole feature
     vector). Features without a sentence of their own read their catalogue text."""
-    cur, amount, merchant = tx.currency, tx.amount, tx.merchant_id or "(none)"
+    merchant = tx.merchant_id or "(none)"
+    # the transaction's own amount as sent (and in soles when it was another currency);
+    # windows, averages and balances are in soles, what the features were computed on
+    own = money(tx.amount if tx.original_amount is None else tx.original_amount, tx.currency)
+    if tx.original_amount is not None:
+        own += f" ({money(tx.amount, 'PEN')})"
     on = value >= 0.5
     kind, _, window = name.rpartition("_")
     if name.startswith("account_amount_to_mean_"):
         if value == 1.0 and f.get("account_tx_count_30d", 2.0) <= 1.0:
-            return f"{money(amount, cur)}: the account's first transaction in 30 days"
-        return f"{money(amount, cur)} is {times(value)} this account's {_WINDOW_ADJ.get(window, window)} average"
+            return f"{own}: the account's first transaction in 30 days"
+        return f"{own} is {times(value)} this account's {_WINDOW_ADJ.get(window, window)} average"
     if kind == "account_tx_count" and window in _WINDOW_HOURS:
         usual = _usual_count(f, window, value)
         base = f"{value:,.0f} transaction{'' if value == 1 else 's'} in {_WINDOW_TEXT[window]}"
@@ -148,11 +153,11 @@ def reason_text(name: str, value: float, f: Mapping[str, float], tx: Transaction
     if kind in ("account_amount_sum", "account_amount_mean", "account_amount_max", "account_amount_std"):
         what = {"account_amount_sum": "spent by this account in", "account_amount_mean": "on average in",
                 "account_amount_max": "the largest amount in", "account_amount_std": "typical spread of amounts in"}
-        return f"{money(value, cur)} {what[kind]} {_WINDOW_TEXT.get(window, window)}"
+        return f"{money(value, 'PEN')} {what[kind]} {_WINDOW_TEXT.get(window, window)}"
     if name == "account_amount_zscore_30d":
         ratio = f.get("account_amount_to_mean_30d") or 0.0
-        mean = f" (average {money(amount / ratio, cur)})" if ratio > 0 else ""
-        return f"{money(amount, cur)} is {value:+.1f} standard deviations from this account's 30-day average{mean}"
+        mean = f" (average {money(tx.amount / ratio, 'PEN')})" if ratio > 0 else ""
+        return f"{own} is {value:+.1f} standard deviations from this account's 30-day average{mean}"
     if name == "account_new_device":
         return "first transaction from this device" if on else "a device this account used before"
     if name == "account_new_ip":
@@ -181,11 +186,11 @@ def reason_text(name: str, value: float, f: Mapping[str, float], tx: Transaction
     if name == "account_merchant_tx_count":
         return f"{value:,.0f} earlier transactions of this account at merchant {merchant}"
     if name == "account_amount_to_balance":
-        bal = f" ({money(tx.account_balance, cur)})" if tx.account_balance is not None else ""
-        return f"{money(amount, cur)} is {times(value)} the account balance{bal}"
+        bal = f" ({money(tx.account_balance, 'PEN')})" if tx.account_balance is not None else ""
+        return f"{own} is {times(value)} the account balance{bal}"
     if name == "account_balance_emptied" and on:
-        bal = money(tx.account_balance or 0.0, cur)
-        return f"{money(amount, cur)} takes (nearly) all of a {bal} balance"
+        bal = money(tx.account_balance or 0.0, 'PEN')
+        return f"{own} takes (nearly) all of a {bal} balance"
     if name == "account_category_share":
         return f"{percent(value)} of this account's earlier spending is in category {tx.merchant_category or '(none)'}"
     if name == "account_age_days":
@@ -199,16 +204,16 @@ def reason_text(name: str, value: float, f: Mapping[str, float], tx: Transaction
     if kind == "merchant_tx_count":
         return f"{value:,.0f} transactions at merchant {merchant} in {_WINDOW_TEXT.get(window, window)}"
     if name == "merchant_amount_mean_7d":
-        return f"merchant {merchant}: average amount {money(value, cur)} over the last 7 days"
+        return f"merchant {merchant}: average amount {money(value, 'PEN')} over the last 7 days"
     if name == "merchant_amount_to_mean_7d":
-        return f"{money(amount, cur)} is {times(value)} merchant {merchant}'s 7-day average"
+        return f"{own} is {times(value)} merchant {merchant}'s 7-day average"
     if name in ("tx_hour_sin", "tx_hour_cos", "tx_is_night"):
         night = " (at night)" if f.get("tx_is_night", 0.0) >= 0.5 else ""
         return f"at {_lima(tx.ts):%H:%M} Lima time{night}"
     if name in ("tx_dow_sin", "tx_dow_cos", "tx_is_weekend"):
         return f"on a {_DAYS[_lima(tx.ts).weekday()]} (Lima time)"
     if name == "tx_amount_log1p":
-        return f"amount {money(amount, cur)}"
+        return f"amount {own}"
     return describe(name, value)
 
 

@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import base64
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import orjson
 
+from config.rates import PEN_PER_UNIT
+from config.settings import Settings
 from features.transaction import SCHEMA_FIELDS, Transaction
 from stream.errors import InvalidEvent
 
@@ -29,14 +32,16 @@ ERROR_CODES = (
     "missing-field",
     "bad-type",
     "bad-amount",
+    "bad-currency",
     "bad-timestamp",
     "bad-value",
     "too-large",
 )
 
 _REQUIRED = ("transaction_id", "account_id", "timestamp", "amount")
+#: checked on its own: converted to soles with the configured rates (:mod:`config.rates`)
+_CURRENCY = ("currency",)
 _OPTIONAL_STR = (
-    "currency",
     "transaction_type",
     "account_type",
     "channel",
@@ -67,10 +72,23 @@ class Limits:
 
     max_message_bytes: int = 64 * 1024
     max_field_chars: int = 256
-    max_amount: float = 1e9
+    max_amount: float = 1e9  # PEN
     max_future_s: float = 86_400.0
     #: dead letters carry at most this many bytes of the original payload (and say so)
     max_dead_letter_payload: int = 16 * 1024
+    #: soles per unit of each accepted currency (:mod:`config.rates`); others: bad-currency
+    rates: Mapping[str, float] = field(default_factory=lambda: dict(PEN_PER_UNIT))
+
+
+def limits_from(settings: Settings) -> Limits:
+    """The bounds and rates a worker applies, from its settings."""
+    return Limits(
+        max_message_bytes=settings.max_message_bytes,
+        max_field_chars=settings.max_field_chars,
+        max_amount=settings.max_amount,
+        max_future_s=settings.max_future_s,
+        rates=settings.currency_table(),
+    )
 
 
 DEFAULT_LIMITS = Limits()
@@ -190,8 +208,23 @@ def transaction_from_dict(
         raise InvalidEvent("bad-type", f"amount must be a number, got {_short(amount)}")
     if not math.isfinite(amount) or amount < 0:  # zero: a card verification, scored like any other
         raise InvalidEvent("bad-amount", f"amount must be a finite number >= 0, got {amount!r}")
+    currency = obj.get("currency") or "PEN"
+    if not isinstance(currency, str):
+        raise InvalidEvent("bad-type", f"currency must be a string, got {_short(currency)}")
+    currency = currency.strip().upper()
+    rate = limits.rates.get(currency)
+    if rate is None:
+        raise InvalidEvent(
+            "bad-currency",
+            f"currency {_short(currency)} has no configured rate to PEN (accepted: {', '.join(sorted(limits.rates))}; "
+            "setting currency_rates)",
+        )
+    original = float(amount)
+    amount = original * rate  # every window, ratio, rule and bound works in soles
     if amount > limits.max_amount:
-        raise InvalidEvent("bad-amount", f"amount {amount!r} is above the configured maximum {limits.max_amount:g}")
+        raise InvalidEvent(
+            "bad-amount", f"amount {original!r} {currency} is above the configured maximum {limits.max_amount:g} PEN"
+        )
     strings: dict[str, str | None] = {}
     for name in _OPTIONAL_STR:
         value = obj.get(name)
@@ -212,15 +245,16 @@ def transaction_from_dict(
         transaction_id=_require_str(obj, "transaction_id", limits),
         account_id=_require_str(obj, "account_id", limits),
         ts=parse_time(obj["timestamp"], "timestamp", now, limits),
-        amount=float(amount),
-        currency=strings["currency"] or "PEN",
+        amount=amount,
+        currency=currency,
+        original_amount=None if currency == "PEN" else original,
         transaction_type=strings["transaction_type"],
         account_type=strings["account_type"],
         channel=strings["channel"],
         merchant_id=strings["merchant_id"],
         merchant_category=strings["merchant_category"],
         counterparty_account=strings["counterparty_account"],
-        account_balance=numbers["account_balance"],
+        account_balance=None if numbers["account_balance"] is None else numbers["account_balance"] * rate,
         account_age_days=numbers["account_age_days"],
         ip_address=strings["ip_address"],
         device_id=strings["device_id"],

@@ -21,10 +21,10 @@ import pytest
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
-HISTORY_SHA256 = "4f1742fbd84dbec915dddfed3778e7079d62898c48ad562d35e8bf76b0d878de"
+HISTORY_SHA256 = "d301a8b7be6b3c21853f66e9f21ed33e066301a0651f0e16552fb2dabd501de8"
 SCORES_SHA256 = {
-    "gam-pairs-asinh": "d9956ede327c5735bea81711dbda86585c7bc8bd06855ca3842e5295ec17af36",
-    "logreg": "b09ca8690f92665a476db1269c669c0735c4cc3d2439b891e46f4cb9ed3893a9",
+    "gam-pairs-asinh": "ce6d37b4db450c5106b10e09101537006167825425ea8a2e17b56eab64282c30",
+    "logreg": "b64e067eb96931c70f93715af3be1ea2eb40f559428fab1d505cd347bfdf91db",
 }
 
 

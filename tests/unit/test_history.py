@@ -221,3 +221,17 @@ def test_a_duration_without_a_unit_is_an_error_not_seconds(tmp_path, capsys):
             main(argv)
         assert exit_.value.code == 2
         assert "has no unit" in capsys.readouterr().err
+
+
+def test_a_replayed_transaction_in_dollars_is_sent_as_it_was_received():
+    """Replay sends the amount in its own currency: the worker converts it to soles once."""
+    from offline.backtest.replay import transaction_json
+    from stream.pipeline.validation import transaction_from_dict
+
+    tx = transaction_from_dict({"transaction_id": "t1", "account_id": "a", "timestamp": 0, "amount": 40.0,
+                                "currency": "USD", "account_balance": 100.0})
+    sent = transaction_json(tx)
+    assert (sent["amount"], sent["currency"]) == (40.0, "USD")
+    again = transaction_from_dict(sent)
+    assert again.amount == tx.amount == 150.0
+    assert again.account_balance == pytest.approx(tx.account_balance, rel=1e-12)

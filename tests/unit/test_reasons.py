@@ -55,12 +55,13 @@ def test_money_is_in_the_transactions_currency_and_rounded():
     assert money(7.0, "EUR") == "€ 7"
     assert money(1234567.0, "CLP") == "CLP 1,234,567"
     f = snapshot(account_amount_to_mean_30d=3.0)
-    assert reason_text("account_amount_to_mean_30d", 3.0, f, tx(amount=150.0, currency="USD")).startswith(
-        "US$ 150 is 3×"
-    )
+    # a USD payment: its own amount as sent, with the soles it was converted to; the windows
+    # were computed in soles and say so
+    usd = tx(amount=562.5, currency="USD", original_amount=150.0)
+    assert reason_text("account_amount_to_mean_30d", 3.0, f, usd).startswith("US$ 150 (S/ 562) is 3×")
     assert (
-        reason_text("account_amount_sum_24h", 912.345, f, tx(currency="USD"))
-        == "US$ 912 spent by this account in the last 24 hours"
+        reason_text("account_amount_sum_24h", 912.345, f, usd)
+        == "S/ 912 spent by this account in the last 24 hours"
     )
 
 

@@ -40,6 +40,13 @@ DAY = 86_400.0
 BIG_N = 50_000
 
 
+def pen(v) -> float:
+    """A simulated transaction's amount in soles (some online purchases are in dollars)."""
+    from config.rates import PEN_PER_UNIT
+
+    return v["amount"] * PEN_PER_UNIT[v["currency"]]
+
+
 def haversine_km(lat1, lon1, lat2, lon2):
     p1, p2 = math.radians(lat1), math.radians(lat2)
     dp, dl = p2 - p1, math.radians(lon2 - lon1)
@@ -126,7 +133,9 @@ def test_transaction_values_follow_the_schema(txs):
             assert isinstance(v[name], str) and v[name], (name, v)
         assert isinstance(v["amount"], float) and v["amount"] > 0
         assert round(v["amount"], 2) == v["amount"]
-        assert v["currency"] == "PEN"
+        # every fourth online purchase is paid in US dollars, everything else in soles
+        dollars = v["channel"] == "online" and v["transaction_type"] == "purchase"
+        assert v["currency"] == "PEN" or (v["currency"] == "USD" and dollars), v
         assert v["transaction_type"] in types and v["channel"] in channels
         assert v["account_type"] in {"checking", "savings", "credit"}
         assert isinstance(v["account_balance"], float) and v["account_balance"] >= 0
@@ -149,7 +158,7 @@ def test_transaction_values_follow_the_schema(txs):
         institutions.add(v["institution_id"])
         # The pipeline's own validator accepts every simulated transaction.
         parsed = transaction_from_dict(v)
-        assert parsed.ts == e.time and parsed.amount == v["amount"]
+        assert parsed.ts == e.time and parsed.amount == pen(v)
     assert institutions == {"BCP", "BBVA", "INTERBANK", "SCOTIABANK", "BANBIF"}
     mix = Counter(e.value["transaction_type"] for e in txs)
     assert set(mix) == types and mix["purchase"] > mix["transfer"] > mix["deposit"]
@@ -671,13 +680,22 @@ def test_hard_mode_is_reproducible_noisier_and_subtler():
     hard_tx = [e for e in hard if e.kind == "transaction"]
 
     def spike(events):  # median amount of amount-spike frauds against the median genuine purchase
-        frauds = [e.value["amount"] for e in events if e.fraud_type == "amount_spike"]
-        genuine = [e.value["amount"] for e in events if not e.is_fraud and e.value["transaction_type"] == "purchase"]
+        frauds = [pen(e.value) for e in events if e.fraud_type == "amount_spike"]
+        genuine = [pen(e.value) for e in events if not e.is_fraud and e.value["transaction_type"] == "purchase"]
         return statistics.median(frauds) / statistics.median(genuine)
 
     assert spike(hard_tx) < spike(easy) / 2
-    probes = [e.value["amount"] for e in hard_tx if e.fraud_type == "card_testing"]
+    probes = [pen(e.value) for e in hard_tx if e.fraud_type == "card_testing"]
     assert min(probes) >= 3.0
     genuine_devices = Counter(e.value.get("device_id") for e in hard_tx if not e.is_fraud and "device_id" in e.value)
     easy_devices = Counter(e.value.get("device_id") for e in easy if not e.is_fraud and "device_id" in e.value)
     assert len(genuine_devices) > len(easy_devices) * 1.3  # genuine new phones
+
+
+def test_some_online_purchases_are_in_dollars_and_convert_back_to_soles(txs):
+    from stream.pipeline.validation import transaction_from_dict
+
+    usd = [e.value for e in txs if e.value["currency"] == "USD"]
+    assert 0 < len(usd) < len(txs) / 10
+    tx = transaction_from_dict(dict(usd[0]))
+    assert tx.original_amount == usd[0]["amount"] and tx.amount == usd[0]["amount"] * 3.75

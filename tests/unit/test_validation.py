@@ -123,7 +123,7 @@ def test_typed_field_groups_cover_exactly_the_schema():
     from features.transaction import SCHEMA_FIELDS
     from stream.pipeline import validation
 
-    groups = validation._REQUIRED + validation._OPTIONAL_STR + validation._OPTIONAL_NUM
+    groups = validation._REQUIRED + validation._CURRENCY + validation._OPTIONAL_STR + validation._OPTIONAL_NUM
     assert sorted(groups) == sorted(SCHEMA_FIELDS) and len(groups) == len(set(groups))
 
 
@@ -154,3 +154,26 @@ def test_hostile_values_are_rejected_with_specific_codes():
     assert parse_transaction(orjson.dumps({**base, "timestamp": now + 2 * 86400})).ts == now + 2 * 86400
     with pytest.raises(InvalidEvent, match="2100"):
         parse_transaction(orjson.dumps({**base, "timestamp": "2150-01-01T00:00:00Z"}))
+
+
+def test_amounts_are_converted_to_soles_and_an_unknown_currency_is_dead_lettered():
+    from stream.errors import InvalidEvent
+    from stream.pipeline.validation import Limits, transaction_from_dict
+
+    base = {"transaction_id": "t1", "account_id": "a", "timestamp": 0, "amount": 100.0}
+    usd = transaction_from_dict({**base, "currency": "usd", "account_balance": 40.0})
+    assert (usd.amount, usd.currency, usd.original_amount, usd.account_balance) == (375.0, "USD", 100.0, 150.0)
+    pen = transaction_from_dict(base)
+    assert (pen.amount, pen.currency, pen.original_amount) == (100.0, "PEN", None)
+    with pytest.raises(InvalidEvent) as err:
+        transaction_from_dict({**base, "currency": "XYZ"})
+    assert err.value.code == "bad-currency" and "PEN" in str(err.value)
+    # the bound is in soles: 300 USD is over a 1,000 PEN maximum
+    with pytest.raises(InvalidEvent, match="above the configured maximum") as err:
+        transaction_from_dict({**base, "amount": 300.0, "currency": "USD"}, limits=Limits(max_amount=1000.0))
+    assert err.value.code == "bad-amount"
+    # a deployment's own table replaces the default one
+    only_eur = Limits(rates={"PEN": 1.0, "EUR": 4.0})
+    assert transaction_from_dict({**base, "currency": "EUR"}, limits=only_eur).amount == 400.0
+    with pytest.raises(InvalidEvent):
+        transaction_from_dict({**base, "currency": "USD"}, limits=only_eur)
