@@ -2,8 +2,8 @@
 watcher, both background threads, so a test can inject a fault while transactions stream in
 and time what follows.
 
-``transactions``, ``fault_settings``, ``labels_for`` and ``report`` are copies of the helpers
-of the same names in test_faults.py (kept apart so either file can change on its own).
+``transactions``, ``fault_settings``, ``labels_for`` and ``report`` are the helpers every
+fault test shares (test_faults.py, test_faults_cluster.py, test_shared_model.py).
 """
 
 from __future__ import annotations

@@ -6,7 +6,6 @@ quotes them; ``pytest -s -k faults`` shows them).
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import time
@@ -17,7 +16,6 @@ import pytest
 from config.settings import Settings
 from features.account import ACCOUNT_FEATURES
 from features.catalogue import CATALOGUE
-from offline.simulator import SimConfig, generate
 from stream.dev.broker import free_port
 from stream.dev.process import worker_env
 from stream.pipeline.runner import Runner
@@ -25,38 +23,11 @@ from stream.pipeline.stages import Pipeline, new_detector
 from stream.pipeline.validation import transaction_from_dict
 
 from .conftest import ROOT, WorkerProcess, another_worker, consume, produce_json, wait_for
+from .faultkit import fault_settings, labels_for, report, transactions
 
 pytestmark = pytest.mark.slow
 
 HOUR = 3600.0
-
-
-def report(test: str, **figures: Any) -> None:
-    print("RELIABILITY " + json.dumps({"test": test, **figures}), flush=True)
-
-
-def transactions(n: int, seed: int, accounts: int = 150) -> list[dict[str, Any]]:
-    """Simulated transactions without merchants: a transaction's features then depend on its
-    account's own history only, which one partition orders whatever the interleaving."""
-    cfg = SimConfig(seed=seed, accounts=accounts, transactions=n)
-    txs = [e.value for e in generate(cfg) if e.kind == "transaction"]
-    for tx in txs:
-        tx.pop("merchant_id", None)
-        tx.pop("merchant_category", None)
-    return txs
-
-
-def fault_settings(settings: Settings, partitions: int | None = None) -> Settings:
-    """Every transaction alerts (the alert carries its features); nothing learns at a horizon."""
-    return settings.replace(
-        alert_threshold=0.0,
-        warmup_genuine=0,
-        label_horizon_s=1e9,
-        model="logreg",
-        checkpoint_interval_s=2.0,
-        broker_unreachable_exit_s=60.0,
-        **({"partitions": partitions} if partitions else {}),
-    )
 
 
 CATALOGUE_BY_NAME = {entry.name: entry for entry in CATALOGUE}
@@ -116,16 +87,14 @@ def account_windows_checked(
     return wrong, late
 
 
-def labels_for(txs: list[dict[str, Any]], after_s: float, fraud_every: int = 5) -> list[dict[str, Any]]:
-    return [
-        {
-            "transaction_id": tx["transaction_id"],
-            "account_id": tx["account_id"],
-            "is_fraud": i % fraud_every == 0,
-            "reported_at": ts(tx) + after_s,
-        }
-        for i, tx in enumerate(txs)
-    ]
+def two_workers_scoring(settings: Settings, start_worker, tmp_path, txs: list[dict[str, Any]]):
+    """Two workers sharing the partitions, once both are ready, with ``txs`` all alerted."""
+    a = start_worker(another_worker(settings, tmp_path, "worker-a"))
+    b = start_worker(another_worker(settings, tmp_path, "worker-b"))
+    wait_for(lambda: a.ready()[0] == 200 and b.ready()[0] == 200, 60, "both workers share the partitions")
+    produce_json(settings, settings.topic_transactions, txs)
+    all_alerted(settings, {t["transaction_id"] for t in txs}, 120)
+    return a, b
 
 
 def all_alerted(settings: Settings, ids: set[str], timeout: float, worker: WorkerProcess | None = None) -> list[dict]:
@@ -243,11 +212,7 @@ def test_a_transaction_re_delivered_hours_later_is_a_duplicate_after_a_restart(s
 def test_two_workers_kill_one_survivor_takes_over_with_learning_state(settings, start_worker, tmp_path):
     settings = fault_settings(settings)
     txs = transactions(2000, seed=22, accounts=200)
-    a = start_worker(another_worker(settings, tmp_path, "worker-a"))
-    b = start_worker(another_worker(settings, tmp_path, "worker-b"))
-    wait_for(lambda: a.ready()[0] == 200 and b.ready()[0] == 200, 60, "both workers share the partitions")
-    produce_json(settings, settings.topic_transactions, txs)
-    all_alerted(settings, {t["transaction_id"] for t in txs}, 120)
+    a, b = two_workers_scoring(settings, start_worker, tmp_path, txs)
     ahead = txs[:100]
     produce_json(settings, settings.topic_labels, labels_for(ahead, after_s=30 * 86400.0))
     deferred = lambda: sum(w.metrics().get("kuntur_deferred_labels", 0) for w in (a, b))  # noqa: E731

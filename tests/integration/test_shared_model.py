@@ -13,7 +13,8 @@ import time
 import pytest
 
 from .conftest import another_worker, produce_json, wait_for
-from .test_faults import all_alerted, fault_settings, labels_for, report, transactions, ts
+from .faultkit import fault_settings, labels_for, report, transactions
+from .test_faults import ts, two_workers_scoring
 
 pytestmark = pytest.mark.slow
 
@@ -28,11 +29,7 @@ def _model(worker) -> tuple[float, float, float]:
 def test_two_workers_learn_one_model_and_a_new_worker_starts_from_it(settings, start_worker, tmp_path):
     settings = fault_settings(settings)
     txs = transactions(1200, seed=31, accounts=200)
-    a = start_worker(another_worker(settings, tmp_path, "worker-a"))
-    b = start_worker(another_worker(settings, tmp_path, "worker-b"))
-    wait_for(lambda: a.ready()[0] == 200 and b.ready()[0] == 200, 60, "both workers share the partitions")
-    produce_json(settings, settings.topic_transactions, txs)
-    all_alerted(settings, {t["transaction_id"] for t in txs}, 120)
+    a, b = two_workers_scoring(settings, start_worker, tmp_path, txs)
     scored = [w.metrics()["kuntur_transactions_total"] for w in (a, b)]
     assert all(0 < n < len(txs) for n in scored), scored  # each worker scored only its partitions
 
