@@ -18,7 +18,6 @@ state size and RSS. Tables go to stdout, progress to stderr, and everything to
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from collections.abc import Sequence
@@ -27,7 +26,7 @@ from bench import latency, profile, scaleout, score_api, state, throughput, tran
 from bench.common import (
     Context,
     Size,
-    add_common_arguments,
+    bench_parser,
     envelope,
     load_average,
     overrides_from_args,
@@ -39,13 +38,7 @@ BENCHMARKS = ("throughput", "transports", "scaleout", "profile", "latency", "sco
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
-        prog="python -m bench",
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=__doc__.split("\n\n", 1)[1],
-    )
-    add_common_arguments(p)
+    p = bench_parser("python -m bench", __doc__)
     p.add_argument("--only", help=f"comma-separated subset of: {', '.join(BENCHMARKS)}")
     p.add_argument("--rates", help="latency: comma-separated offered rates, tx/s (default 500,1000,2000)")
     p.add_argument("--latency-seconds", type=float, help="latency: traffic per rate, seconds (default 20)")

@@ -69,6 +69,20 @@ SIZES = {
 }
 
 
+def bench_parser(prog: str, doc: str | None) -> argparse.ArgumentParser:
+    """A benchmark's command line: its module docstring's first paragraph as the
+    description, the rest as the epilog, and the arguments every benchmark takes."""
+    text = doc or ""
+    p = argparse.ArgumentParser(
+        prog=prog,
+        description=text.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=text.split("\n\n", 1)[1] if "\n\n" in text else None,
+    )
+    add_common_arguments(p)
+    return p
+
+
 def add_common_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true", help="smoke-test sizes (seconds, not minutes)")
     p.add_argument("--transactions", type=int, help="transactions pre-produced (default 200000, quick 20000)")

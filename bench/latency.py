@@ -22,7 +22,6 @@ histogram (produce → scored, in-process) is reported beside it.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from collections.abc import Sequence
@@ -34,7 +33,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from bench.common import (
     Context,
-    add_common_arguments,
+    bench_parser,
     envelope,
     follow,
     load_average,
@@ -231,13 +230,7 @@ def render(result: dict[str, Any]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
-        prog="python -m bench.latency",
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=__doc__.split("\n\n", 1)[1],
-    )
-    add_common_arguments(p)
+    p = bench_parser("python -m bench.latency", __doc__)
     p.add_argument("--rates", help="comma-separated offered rates, tx/s (default 500,1000,2000)")
     p.add_argument("--seconds", type=float, help="traffic per rate, seconds (default 20, quick 6)")
     p.add_argument("--warmup", type=float, default=2.0, help="seconds of traffic left out at the start (default 2)")

@@ -42,7 +42,7 @@ from stream.errors import InvalidEvent
 from stream.pipeline.alerts import build_alert
 from stream.pipeline.runner import Runner
 from stream.pipeline.stages import Pipeline, new_detector
-from stream.pipeline.validation import Limits, parse_label, parse_transaction
+from stream.pipeline.validation import limits_from, parse_label, parse_transaction
 
 #: Most messages one ``consume()`` returns.
 BATCH = 10_000
@@ -100,12 +100,7 @@ def run(settings: Settings, counter: Counter, stop: threading.Event) -> None:
     )
     producer = Producer({**client, "linger.ms": 10})
     runner = Runner(Pipeline(settings, new_detector(settings)))
-    limits = Limits(
-        max_message_bytes=settings.max_message_bytes,
-        max_field_chars=settings.max_field_chars,
-        max_amount=settings.max_amount,
-        max_future_s=settings.max_future_s,
-    )
+    limits = limits_from(settings)
     tx_topic, labels_topic, alerts_topic = settings.topic_transactions, settings.topic_labels, settings.topic_alerts
     threshold = settings.alert_threshold
 

@@ -67,19 +67,14 @@ def run(web_port: int, state_dir: str) -> None:
     from stream.pipeline.alerts import build_alert
     from stream.pipeline.runner import Runner
     from stream.pipeline.stages import Pipeline, new_detector
-    from stream.pipeline.validation import Limits, parse_label, parse_transaction
+    from stream.pipeline.validation import limits_from, parse_label, parse_transaction
 
     settings = load_settings(env=dict(os.environ))
     counter = Counter()
     counter.ready = True  # rates are timed from the first transaction handled, not from readiness
     server = serve(counter, web_port)
     runner = Runner(Pipeline(settings, new_detector(settings)))
-    limits = Limits(
-        max_message_bytes=settings.max_message_bytes,
-        max_field_chars=settings.max_field_chars,
-        max_amount=settings.max_amount,
-        max_future_s=settings.max_future_s,
-    )
+    limits = limits_from(settings)
     app = Application(
         broker_address=settings.kafka_bootstrap,
         consumer_group=settings.app_id,

@@ -22,7 +22,6 @@ every thread use py-spy (``pip install py-spy`` into the venv; not a Kuntur depe
 
 from __future__ import annotations
 
-import argparse
 import pstats
 import sys
 from collections.abc import Sequence
@@ -31,7 +30,7 @@ from typing import Any
 
 from bench.common import (
     Context,
-    add_common_arguments,
+    bench_parser,
     envelope,
     follow,
     overrides_from_args,
@@ -174,13 +173,7 @@ def render(result: dict[str, Any], top: int = 15) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
-        prog="python -m bench.profile",
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=__doc__.split("\n\n", 1)[1],
-    )
-    add_common_arguments(p)
+    p = bench_parser("python -m bench.profile", __doc__)
     p.add_argument("--profile-transactions", type=int, help="transactions to profile (default 50000, quick 5000)")
     p.add_argument("--top", type=int, default=20, help="functions listed (default 20)")
     args = p.parse_args(argv)

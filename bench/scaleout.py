@@ -14,7 +14,6 @@ average recorded before and after each run says how busy the machine was.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from collections.abc import Sequence
@@ -22,7 +21,7 @@ from typing import Any
 
 from bench.common import (
     Context,
-    add_common_arguments,
+    bench_parser,
     envelope,
     load_average,
     overrides_from_args,
@@ -95,13 +94,7 @@ def render(result: dict[str, Any]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
-        prog="python -m bench.scaleout",
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=__doc__.split("\n\n", 1)[1],
-    )
-    add_common_arguments(p)
+    p = bench_parser("python -m bench.scaleout", __doc__)
     p.add_argument("--broker", choices=("tansu", "kafka"), default="tansu", help="broker of the runs (default tansu)")
     p.add_argument("--workers", default="1,2", help="comma-separated worker counts (default 1,2)")
     args = p.parse_args(argv)

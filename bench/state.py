@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from bench.common import ROOT, Size, add_common_arguments, envelope, rss_mib, save, size_from_args, table
+from bench.common import ROOT, Size, bench_parser, envelope, rss_mib, save, size_from_args, table
 
 KIB = 1024
 
@@ -173,13 +173,7 @@ def render(result: dict[str, Any]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
-        prog="python -m bench.state",
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=__doc__.split("\n\n", 1)[1],
-    )
-    add_common_arguments(p)
+    p = bench_parser("python -m bench.state", __doc__)
     p.add_argument("--state-accounts", type=int, help="distinct accounts for the RSS measure (default 1000000)")
     p.add_argument("--rss-child", type=int, help=argparse.SUPPRESS)
     args = p.parse_args(argv)

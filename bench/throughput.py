@@ -17,7 +17,6 @@ on what else the machine runs.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from collections.abc import Sequence
@@ -29,7 +28,7 @@ from bench import peer_quix
 from bench.common import (
     Context,
     Proc,
-    add_common_arguments,
+    bench_parser,
     envelope,
     follow,
     load_average,
@@ -272,13 +271,7 @@ def render(result: dict[str, Any]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
-        prog="python -m bench.throughput",
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=__doc__.split("\n\n", 1)[1],
-    )
-    add_common_arguments(p)
+    p = bench_parser("python -m bench.throughput", __doc__)
     p.add_argument("--runs", default=",".join(RUNS), help=f"comma-separated subset of: {', '.join(RUNS)} (default all)")
     p.add_argument("--quix-python", help="a Python with quixstreams (default: .cache/quix-venv/bin/python if present)")
     args = p.parse_args(argv)

@@ -22,7 +22,6 @@ writes corrupt records is reported as such, not as a rate.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 import uuid
@@ -34,7 +33,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
 from bench.common import (
     Context,
-    add_common_arguments,
+    bench_parser,
     envelope,
     load_average,
     overrides_from_args,
@@ -207,13 +206,7 @@ def render(result: dict[str, Any]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
-        prog="python -m bench.transports",
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=__doc__.split("\n\n", 1)[1],
-    )
-    add_common_arguments(p)
+    p = bench_parser("python -m bench.transports", __doc__)
     p.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated subset of: {', '.join(VARIANTS)}")
     args = p.parse_args(argv)
     size = size_from_args(args)
