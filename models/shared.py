@@ -137,8 +137,9 @@ class SharedModel:
         self._seq = 0
         self._seen: deque[str] = deque()
         self._seen_ids: set[str] = set()
-        #: records read (``consumed``), skipped as already learned (``duplicates``), unreadable (``bad``)
-        self.counts = {"produced": 0, "consumed": 0, "duplicates": 0, "bad": 0, "rebuilds": 0}
+        #: examples read (``consumed``), skipped as already learned (``duplicates``), records
+        #: unreadable (``bad``), own examples that never reached the log (``lost``)
+        self.counts = {"produced": 0, "consumed": 0, "duplicates": 0, "bad": 0, "rebuilds": 0, "lost": 0}
         detector.learner = self.local
 
     # -- this worker's examples -------------------------------------------------------------
@@ -193,14 +194,21 @@ class SharedModel:
             self.counts["rebuilds"] += 1
 
     def _apply(self, examples: list[Example], names: tuple[str, ...]) -> bool:
-        """Learn one record's examples into the agreed model; whether one was foreign."""
+        """Learn one record's examples into the agreed model; whether the scoring model must
+        be rebuilt (another worker's example, or one of ours that never reached the log)."""
         foreign = False
         for ex in examples:
             self.counts["consumed"] += 1
             own = ex.origin == self.origin
-            if own and self.in_flight and self.in_flight[0].seq == ex.seq:
-                self._in_flight_ids.discard(self.in_flight.popleft().transaction_id)
-            elif not own:
+            if own:
+                in_flight = self.in_flight
+                while in_flight and in_flight[0].seq < ex.seq:  # never delivered (a failed send):
+                    self._in_flight_ids.discard(in_flight.popleft().transaction_id)  # not in the log,
+                    self.counts["lost"] += 1  # so out of the scoring model too (rebuilt below)
+                    foreign = True
+                if in_flight and in_flight[0].seq == ex.seq:
+                    self._in_flight_ids.discard(in_flight.popleft().transaction_id)
+            else:
                 foreign = True
             if ex.transaction_id in self._seen_ids:
                 self.counts["duplicates"] += 1

@@ -153,3 +153,18 @@ def test_example_round_trip_and_refusals() -> None:
         decode_example(record, 4)
     with pytest.raises(ValueError, match="truncated"):
         decode_example(record[:10], 3)
+
+
+def test_an_own_example_that_never_reached_the_log_leaves_the_scoring_model():
+    """A failed send: the log (and so every agreed model) never has it, so the scoring model
+    drops it too instead of keeping it in flight for ever."""
+    det = _detector("logreg")
+    shared = SharedModel(det, origin=b"a" * 16)
+    row = {"amount": 1.0, "count": 0.0, "night": 0.0}
+    for tid in ("t1", "t2"):
+        det.score(tid, "acc", None, 0.0, row)
+        det.on_label(tid, True)
+    first, second = shared.take_outbox()
+    shared.consume([(0, encode_batch([second]))])  # t1's record was lost on the way
+    assert not shared.in_flight and shared.counts["lost"] == 1
+    assert det.model is shared.agreed and shared.agreed.examples_seen == 1
