@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
 
 from config.settings import Settings
 from features.catalogue import FEATURE_NAMES
@@ -32,6 +31,8 @@ from models.errors import CheckpointError
 from models.scorer import FraudModel
 from models.shared import SharedModel
 from stream.errors import BrokerError
+from stream.kafka.admin import ensure_internal_topics
+from stream.kafka.reader import unjoined_consumer
 
 log = logging.getLogger("kuntur")
 
@@ -53,43 +54,22 @@ def model_topic(settings: Settings) -> str:
     return f"{settings.app_id}-model-v1"
 
 
-def ensure_learning_topics(settings: Settings, timeout: float = 30.0) -> None:
+def ensure_learning_topics(settings: Settings) -> None:
     """Create the two topics (one partition each) if they do not exist."""
-    config: dict[str, Any] = {**settings.kafka_client_config(), "logger": _quiet}
-    admin = AdminClient(config)
     retention_ms = str(int(settings.training_retention_s * 1000))
-    wanted = {
-        training_topic(settings): {"retention.ms": retention_ms, "cleanup.policy": "delete"},
-        model_topic(settings): {"cleanup.policy": "compact", "retention.ms": "-1",
-                                "max.message.bytes": str(MAX_SNAPSHOT_BYTES)},
-    }
-    existing = set(admin.list_topics(timeout=timeout).topics)
-    missing = [
-        NewTopic(name, num_partitions=1, replication_factor=settings.replication_factor, config=config)
-        for name, config in wanted.items()
-        if name not in existing
-    ]
-    if not missing:
-        return
-    for name, fut in admin.create_topics(missing, operation_timeout=timeout).items():
-        try:
-            fut.result(timeout)
-        except Exception as exc:
-            if "TOPIC_ALREADY_EXISTS" not in str(exc):
-                raise BrokerError(f"cannot create topic {name!r}: {exc}") from exc
+    ensure_internal_topics(
+        settings,
+        {
+            training_topic(settings): {"retention.ms": retention_ms, "cleanup.policy": "delete"},
+            model_topic(settings): {"cleanup.policy": "compact", "retention.ms": "-1",
+                                    "max.message.bytes": str(MAX_SNAPSHOT_BYTES)},
+        },
+        partitions=1,
+    )
 
 
 def _consumer(settings: Settings) -> Consumer:
-    return Consumer(
-        {
-            **settings.kafka_client_config(),
-            "group.id": f"{settings.app_id}-learning",  # required by librdkafka; never joined or committed
-            "enable.auto.commit": False,
-            "enable.partition.eof": False,
-            "fetch.wait.max.ms": 10,
-            "logger": _quiet,
-        }
-    )
+    return unjoined_consumer(settings, f"{settings.app_id}-learning", **{"fetch.wait.max.ms": 10})
 
 
 def _watermarks(consumer: Consumer, topic: str, timeout: float = 30.0) -> tuple[int, int]:

@@ -124,10 +124,11 @@ def ensure_topics(settings: Settings, timeout: float = 30.0, reach_timeout: floa
 def ensure_internal_topics(
     settings: Settings, topics: Mapping[str, Mapping[str, str]], partitions: int, timeout: float = 30.0
 ) -> list[str]:
-    """Create the app's internal and changelog topics (name -> topic configs) that do not
-    exist yet, before the worker subscribes: a topic Faust declares only while its consumer
-    is already subscribing is ignored as missing until the next metadata refresh (minutes),
-    and nothing flows through it. Returns the names created."""
+    """Create the worker's own topics (name -> topic configs) that do not exist yet: the
+    internal and changelog topics before it subscribes (a topic Faust declares only while
+    its consumer is already subscribing is ignored as missing until the next metadata
+    refresh, minutes, and nothing flows through it) and the shared model's. Returns the
+    names created."""
     admin = AdminClient(_admin_config(settings))
     existing = set(admin.list_topics(timeout=timeout).topics)
     missing = {name: config for name, config in topics.items() if name not in existing}

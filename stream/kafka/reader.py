@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, TopicPartition
 
@@ -19,6 +20,21 @@ from stream.kafka.admin import check_reachable
 _quiet = logging.getLogger("kuntur.reader-client")
 _quiet.setLevel(logging.CRITICAL)
 _quiet.propagate = False
+
+
+def unjoined_consumer(settings: Settings, group_id: str, **extra: Any) -> Consumer:
+    """A consumer for assigned partitions: ``group_id`` only because librdkafka wants one
+    (never joined, nothing committed), connection noise kept out of the logs."""
+    return Consumer(
+        {
+            **settings.kafka_client_config(),
+            "group.id": group_id,
+            "enable.auto.commit": False,
+            "enable.partition.eof": False,
+            "logger": _quiet,
+            **extra,
+        }
+    )
 
 
 def topic_reader(
@@ -34,15 +50,7 @@ def topic_reader(
     (``kafka_connect_timeout_s``). Waits for the topic to exist: ``on_wait`` is called once
     if it does not yet; after ``timeout`` seconds (None: forever) :class:`TimeoutError`."""
     check_reachable(settings)
-    consumer = Consumer(
-        {
-            **settings.kafka_client_config(),
-            "group.id": "kuntur-reader",  # required by librdkafka; never joined or committed
-            "enable.auto.commit": False,
-            "enable.partition.eof": False,
-            "logger": _quiet,
-        }
-    )
+    consumer = unjoined_consumer(settings, "kuntur-reader")
     deadline = None if timeout is None else time.monotonic() + timeout
     waited = False
     while True:
