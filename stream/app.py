@@ -35,12 +35,13 @@ from features.account import is_expired as account_expired
 from features.merchant import MerchantState
 from features.merchant import is_expired as merchant_expired
 from models.shared import SharedModel
-from stream.agents import Handlers, Sends, message_of
+from stream.agents import Handlers, Sends
 from stream.batching import app_options, batches, freeze_heap
 from stream.health import EXIT_BROKER_UNREACHABLE, BrokerWatch, install_repeat_filter
 from stream.kafka.security import broker_credentials
 from stream.learning import SnapshotPublisher, TrainingReader, training_topic
 from stream.metrics import Metrics
+from stream.offsets import GapReader, OffsetGuard
 from stream.pipeline.deferred import DeferredLabels
 from stream.pipeline.emits import Stage
 from stream.pipeline.stages import Pipeline
@@ -141,31 +142,36 @@ def create_app(
         for name, written in sends.written.items():
             await changelogged[name].write_changelog(written)
 
+    def guard() -> OffsetGuard:
+        """Each agent's own: messages Faust skips in a rebalance are read back (stream/offsets.py)."""
+        return OffsetGuard(app, GapReader(s), on_gap=lambda topic, outcome, n: metrics.input_gaps.labels(
+            topic=topic, outcome=outcome).inc(n))
+
     @app.agent(transactions, name="accounts")
     async def account_agent(stream: Any) -> None:
-        async for events in batches(stream):
-            await route(handlers.accounts([message_of(e) for e in events], tables["accounts"].states))
+        async for batch in batches(stream, guard()):
+            await route(handlers.accounts(batch, tables["accounts"].states))
 
     @app.agent(internal[Stage.ACCOUNT], name="account-frauds")
     async def account_fraud_agent(stream: Any) -> None:
-        async for events in batches(stream):
-            await route(handlers.account_frauds([message_of(e) for e in events], tables["accounts"].states))
+        async for batch in batches(stream, guard()):
+            await route(handlers.account_frauds(batch, tables["accounts"].states))
 
     @app.agent(internal[Stage.MERCHANT], name="merchants")
     async def merchant_agent(stream: Any) -> None:
-        async for events in batches(stream):
-            await route(handlers.merchants([message_of(e) for e in events], tables["merchants"].states))
+        async for batch in batches(stream, guard()):
+            await route(handlers.merchants(batch, tables["merchants"].states))
 
     @app.agent(internal[Stage.SCORE], name="scoring")
     async def scoring_agent(stream: Any) -> None:
-        async for events in batches(stream):
-            sends, _ = handlers.scoring([message_of(e) for e in events])
+        async for batch in batches(stream, guard()):
+            sends, _ = handlers.scoring(batch)
             await route(sends)
 
     @app.agent(labels, name="labels")
     async def label_agent(stream: Any) -> None:
-        async for events in batches(stream):
-            await route(handlers.labels([message_of(e) for e in events]))
+        async for batch in batches(stream, guard()):
+            await route(handlers.labels(batch))
 
     async def reindex_learning_state() -> None:
         """After a rebalance's recovery: the tables hold this worker's partitions now."""

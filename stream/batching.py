@@ -9,6 +9,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from config.settings import Settings
+from stream.agents import Message, message_of
+from stream.offsets import OffsetGuard
 
 #: Producer linger (s): measured on Tansu, 0.01 s doubles a passthrough's rate vs 0.
 PRODUCER_LINGER_S = 0.01
@@ -53,8 +55,10 @@ def freeze_heap() -> int:
     return gc.get_freeze_count()
 
 
-async def batches(stream: Any, max_events: int = BATCH_MAX, linger: float = BATCH_LINGER_S) -> AsyncIterator[list[Any]]:
-    """Iterate a Faust stream as lists of events.
+async def batches(
+    stream: Any, guard: OffsetGuard | None = None, max_events: int = BATCH_MAX, linger: float = BATCH_LINGER_S
+) -> AsyncIterator[list[Message]]:
+    """Iterate a Faust stream as lists of messages.
 
     A batch closes when it holds ``max_events``, or when the stream's buffer is empty
     and its first event has waited ``linger``. Faust hands fetched messages to the
@@ -64,7 +68,9 @@ async def batches(stream: Any, max_events: int = BATCH_MAX, linger: float = BATC
     events, at the cost of at most ``linger`` of latency per stage.
 
     Events are acknowledged only after the caller has processed their batch and asked
-    for the next one, so offsets are never committed for unprocessed events.
+    for the next one, so offsets are never committed for unprocessed events. With a
+    ``guard`` (:mod:`stream.offsets`), messages Faust skipped in a rebalance are read back
+    and come first in the batch, and every processed offset is reported to the consumer.
     """
     stream.enable_acks = False
     empty = stream.channel.queue.empty
@@ -81,7 +87,9 @@ async def batches(stream: Any, max_events: int = BATCH_MAX, linger: float = BATC
                 await sleep(remaining)
         if len(batch) < max_events and not empty():
             continue
-        yield batch
+        yield await guard.admit(batch) if guard is not None else [message_of(e) for e in batch]
         for done in batch:
             await stream.ack(done)
+        if guard is not None:
+            guard.settle()
         batch = []

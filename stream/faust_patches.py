@@ -1,6 +1,6 @@
-"""The three places where Kuntur changes Faust's behaviour, applied by :func:`install`.
+"""The four places where Kuntur changes Faust's behaviour, applied by :func:`install`.
 
-Both are written against **faust-streaming 0.15.3**. Each patch records the SHA-256 of
+All are written against **faust-streaming 0.15.3**. Each patch records the SHA-256 of
 the upstream function's source it was written against; ``tests/unit/test_faust_patches.py``
 fails when an upgrade changes that function, so whoever upgrades Faust re-reads the patch
 instead of finding out in production. :func:`install` is called by the worker (and the
@@ -29,6 +29,13 @@ bench's passthrough) before the app is built; importing this module changes noth
    ``ValueError({})``, which Faust treats as fatal: the consumer thread crashed and the
    worker with it (seen when a third worker joined, tests/integration/test_faults_cluster.py).
    With nothing of this worker's left to commit, the wrapper commits nothing and says so.
+4. ``Consumer._new_offset`` computes the offset to commit from the acknowledged offsets,
+   and across a rebalance that bookkeeping commits past messages never processed (a
+   single missing offset at the head passes its ``> 1`` test) or crawls one offset per
+   commit interval (its gap ranges put offsets in the list twice). For a partition an
+   agent guards (:mod:`stream.offsets`), the wrapper commits the guard's own figure —
+   every offset before it processed — and clears Faust's lists for it; other partitions
+   keep Faust's rule.
 """
 
 from __future__ import annotations
@@ -76,7 +83,12 @@ EMPTY_COMMIT = Patched(
     "_commit",
     "932852ce7a23f658804273d0296de6affaa7d21c19311c279712c2fae91a3b03",
 )
-PATCHES = (FETCH_WAIT, DIRECT_DELIVERY, EMPTY_COMMIT)
+GUARDED_COMMIT = Patched(
+    faust_consumer.Consumer,
+    "_new_offset",
+    "1d2c7ea89a7ad4f1a216c1d51936e569162cd66bd56f889e13fd29c910b58eb0",
+)
+PATCHES = (FETCH_WAIT, DIRECT_DELIVERY, EMPTY_COMMIT, GUARDED_COMMIT)
 
 _state: dict[str, Any] = {"fetch_max_wait_ms": 1500, "originals": {}}
 
@@ -86,7 +98,12 @@ def install(fetch_max_wait_ms: int, direct_delivery: bool = False) -> dict[str, 
     returns which are in force."""
     _state["fetch_max_wait_ms"] = int(fetch_max_wait_ms)
     direct = _install_direct_delivery() if direct_delivery else _is_patched(faust_consumer.Consumer, DIRECT_DELIVERY)
-    return {"fetch_wait": _install_fetch_wait(), "direct_delivery": direct, "empty_commit": _install_empty_commit()}
+    return {
+        "fetch_wait": _install_fetch_wait(),
+        "direct_delivery": direct,
+        "empty_commit": _install_empty_commit(),
+        "guarded_commit": _install_guarded_commit(),
+    }
 
 
 def _is_patched(owner: type, patch: Patched) -> bool:
@@ -119,6 +136,33 @@ def _install_empty_commit() -> bool:
 
     _commit._kuntur_patched = True  # type: ignore[attr-defined]
     setattr(cls, EMPTY_COMMIT.name, _commit)
+    return True
+
+
+#: Attribute of Faust's consumer holding, per guarded partition, (consumer generation, next
+#: offset with every offset before it processed); written by :class:`stream.offsets.OffsetGuard`.
+PROCESSED_ATTR = "_kuntur_processed"
+
+
+def _install_guarded_commit() -> bool:
+    cls = faust_consumer.Consumer
+    original = _state["originals"].setdefault(GUARDED_COMMIT.name, getattr(cls, GUARDED_COMMIT.name))
+
+    def _new_offset(self: Any, tp: Any) -> int | None:
+        processed = getattr(self, PROCESSED_ATTR, None)
+        entry = processed.get(tp) if processed else None
+        if entry is None:
+            return original(self, tp)  # type: ignore[no-any-return]
+        self._acked.pop(tp, None)  # the guard's ledger stands in for Faust's lists
+        self._acked_index.pop(tp, None)
+        self._gap.pop(tp, None)
+        generation, next_offset = entry
+        if generation != self.app.consumer_generation_id:
+            return None  # no batch processed since the rebalance: nothing known to commit
+        return int(next_offset)
+
+    _new_offset._kuntur_patched = True  # type: ignore[attr-defined]
+    setattr(cls, GUARDED_COMMIT.name, _new_offset)
     return True
 
 

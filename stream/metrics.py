@@ -60,6 +60,13 @@ class Metrics:
         self.send_failures = Counter(
             "kuntur_send_failures", "Messages the producer could not deliver, by topic", ["topic"], registry=r
         )
+        self.input_gaps = Counter(
+            "kuntur_input_gap_messages",
+            "Input messages the consumer skipped in a rebalance, by topic and outcome: repaired "
+            "(read back from Kafka and processed) or lost (could not be read back)",
+            ["topic", "outcome"],
+            registry=r,
+        )
         self.duplicates = Counter("kuntur_duplicates", "Transactions skipped as duplicate ids", registry=r)
         self.ids_dropped = Gauge(
             "kuntur_account_ids_dropped",

@@ -41,12 +41,12 @@ def _upstream_sha256(patch) -> str:
 def test_importing_changes_nothing_and_install_applies_both_idempotently():
     before = faust_aiokafka.AIOKafkaConsumerThread._create_worker_consumer
     assert faust_patches.install(20, direct_delivery=True) == {
-        "fetch_wait": True, "direct_delivery": True, "empty_commit": True
+        "fetch_wait": True, "direct_delivery": True, "empty_commit": True, "guarded_commit": True
     }
     first = faust_aiokafka.AIOKafkaConsumerThread._create_worker_consumer
     assert getattr(first, "_kuntur_patched", False) or before is not first
     assert faust_patches.install(30, direct_delivery=True) == {
-        "fetch_wait": True, "direct_delivery": True, "empty_commit": True
+        "fetch_wait": True, "direct_delivery": True, "empty_commit": True, "guarded_commit": True
     }
     assert getattr(faust_consumer.Consumer._drain_messages, "_kuntur_patched", False)
     assert faust_patches._state["fetch_max_wait_ms"] == 30
