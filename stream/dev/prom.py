@@ -17,7 +17,9 @@ def scrape(url: str) -> dict[str, Any]:
             text = resp.read().decode()
     except OSError:
         return {}
-    out: dict[str, Any] = {"buckets": [], "labels": 0.0, "dead_letters": 0.0, "alerts": 0.0}
+    out: dict[str, Any] = {
+        "buckets": [], "labels": 0.0, "dead_letters": 0.0, "alerts": 0.0, "gaps_repaired": 0.0, "gaps_lost": 0.0,
+    }
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             name, value = sample.name, sample.value
@@ -29,6 +31,8 @@ def scrape(url: str) -> dict[str, Any]:
                 out["dead_letters"] += value
             elif name == "kuntur_alerts_total":
                 out["alerts"] += value
+            elif name == "kuntur_input_gap_messages_total":
+                out["gaps_repaired" if sample.labels["outcome"] == "repaired" else "gaps_lost"] += value
             elif name == "kuntur_model_info":
                 out["model_version"] = sample.labels["version"]
             elif not sample.labels:

@@ -77,3 +77,23 @@ def test_scaleout_on_apache_kafka_smoke():
         assert sum(run["per_worker_transactions"]) >= 3_000
         assert len(run["per_worker_transactions"]) == int(n)
     assert result["runs"]["1"]["speedup"] == 1.0
+
+
+def test_rebalance_probe_two_workers_joining_over_a_backlog_score_everything():
+    """bench.rebalance's run on Apache Kafka: two workers rebalance while draining 3,000
+    transactions; every one is scored (the offset guard reads back what Faust skips)."""
+    from bench import rebalance
+    from stream.dev.kafka import KafkaCluster, kafka_libs
+    from stream.errors import BrokerError
+
+    try:
+        kafka_libs()
+    except BrokerError as exc:
+        pytest.skip(str(exc))
+    with KafkaCluster(nodes=1) as cluster, Context(TINY, cluster.bootstrap, say=lambda _: None) as ctx:
+        result = rebalance.run(ctx, runs=1)
+    (row,) = result["runs"]
+    assert row["transactions"] == 3_000
+    assert row["never_scored"] == 0, row
+    assert row["gap_messages_lost"] == 0
+    assert "0 of 1 runs left a transaction unscored" in rebalance.render(result)
