@@ -245,6 +245,10 @@ class Progress:
         can be far from what the whole pipeline sustains.)"""
         first = next((t for t, c in self.samples if c > 0), None)
         last = self.crossing(self.done)
+        if first is not None and last is not None and last <= first:
+            # everything arrived between two samples (a small backlog drained in a few large
+            # batches): from the last sample that saw nothing, a lower bound of the rate
+            first = max((t for t, c in self.samples if c <= 0 and t < last), default=None)
         if first is None or last is None or last <= first:
             return None
         return self.done / (last - first)

@@ -142,6 +142,10 @@ def create_app(
         for name, written in sends.written.items():
             await changelogged[name].write_changelog(written)
 
+    for topic in (s.topic_transactions, s.topic_labels, *internal_names.values()):
+        for outcome in ("repaired", "lost"):  # exposed at 0 from the start, so rules and panels see them
+            metrics.input_gaps.labels(topic=topic, outcome=outcome)
+
     def guard() -> OffsetGuard:
         """Each agent's own: messages Faust skips in a rebalance are read back (stream/offsets.py)."""
         return OffsetGuard(app, GapReader(s), on_gap=lambda topic, outcome, n: metrics.input_gaps.labels(

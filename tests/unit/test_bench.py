@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from bench.common import Progress, Size, table
 from bench.latency import summarise
@@ -139,3 +140,9 @@ def test_quix_peer_says_why_it_is_skipped(capsys):
     except ImportError:
         assert peer_quix.main(["--web-port", "1", "--state-dir", "/nonexistent"]) == 0
         assert "skipped: quixstreams is not installed" in capsys.readouterr().err
+
+
+def test_progress_of_a_backlog_drained_between_two_samples_is_a_lower_bound_not_none():
+    # nothing at 1.0 s, everything at 1.2 s: at least 3,000 / 0.2 s
+    p = Progress(expected=3000, samples=[(0.8, 0.0), (1.0, 0.0), (1.2, 3000.0)])
+    assert p.overall() == pytest.approx(15000.0)
