@@ -177,8 +177,11 @@ class OffsetGuard:
         assigned = consumer.assignment()
         generation = self.app.consumer_generation_id
         if generation != self.generation:
+            if self.generation is not None and generation == self.generation + 1:
+                self.ledger.keep(assigned)  # one rebalance: a partition still held was never another's
+            else:
+                self.ledger.keep(set())  # rebalances unseen: a partition held now may have moved and come back
             self.generation = generation
-            self.ledger.keep(assigned)
         out: list[Message] = []
         ledger = self.ledger
         for event in events:

@@ -141,3 +141,18 @@ def test_patched_commit_offset_follows_the_guard_in_the_current_generation_only(
     finally:
         faust_patches._state["originals"]["_new_offset"] = saved
         faust_patches._install_guarded_commit()
+
+
+def test_guard_after_rebalances_it_did_not_see_starts_every_partition_from_the_committed_offset():
+    log = Log("tx", 100)
+    app = fake_app({T0}, {T0: 3}, generation=1)
+    guard = OffsetGuard(app, log)
+    asyncio.run(guard.admit([event(T0, 3), event(T0, 4)]))
+    # generation 2: T0 still held, Faust seeks back to the last commit: re-delivered, no gap read
+    app.consumer_generation_id = 2
+    assert [m.offset for m in asyncio.run(guard.admit([event(T0, 3)]))] == [3]
+    # generations 3 and 4 passed unseen: T0 was another worker's, which committed 40
+    app.consumer_generation_id = 4
+    app.consumer._committed_offset[T0] = 40
+    assert [m.offset for m in asyncio.run(guard.admit([event(T0, 40)]))] == [40]
+    assert log.reads == []  # nothing of 5..39 read again: another worker processed it
