@@ -177,3 +177,39 @@ def test_amounts_are_converted_to_soles_and_an_unknown_currency_is_dead_lettered
     assert transaction_from_dict({**base, "currency": "EUR"}, limits=only_eur).amount == 400.0
     with pytest.raises(InvalidEvent):
         transaction_from_dict({**base, "currency": "USD"}, limits=only_eur)
+
+
+def test_every_field_lands_in_its_own_attribute():
+    """transaction_from_dict builds the Transaction positionally: each distinct value must
+    come out under its own name."""
+    obj = {
+        "transaction_id": "t-7",
+        "account_id": "acc-7",
+        "timestamp": 1_700_000_000,
+        "amount": 10.0,
+        "currency": "usd",
+        "transaction_type": "purchase",
+        "account_type": "credit",
+        "channel": "online",
+        "merchant_id": "m-1",
+        "merchant_category": "grocery",
+        "counterparty_account": "acc-8",
+        "account_balance": 50.0,
+        "account_age_days": 12.0,
+        "ip_address": "10.0.0.1",
+        "device_id": "dev-1",
+        "latitude": -12.0,
+        "longitude": -77.0,
+        "institution_id": "BCP",
+        "note": "x",
+    }
+    tx = transaction_from_dict(obj)
+    rate = tx.amount / 10.0
+    for name, value in obj.items():
+        if name in ("timestamp", "amount", "currency", "account_balance", "note"):
+            continue
+        assert getattr(tx, name) == value, name
+    assert (tx.ts, tx.currency, tx.original_amount) == (1_700_000_000.0, "USD", 10.0)
+    assert tx.account_balance == 50.0 * rate and rate != 1.0
+    assert tx.extra == {"note": "x"}
+    assert transaction_from_dict({k: v for k, v in obj.items() if k != "note"}).extra == {}
