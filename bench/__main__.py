@@ -7,7 +7,7 @@ raw client); scale-out (1, 2, 4 workers; ``--scale-broker kafka`` on Apache Kafk
 profile (cProfile of a worker); latency at fixed rates (pipeline, then the passthrough
 for reference, each rate on a fresh broker);
 POST /score latency while two workers stream (bench/score_api.py);
-state size and RSS. Tables go to stdout, progress to stderr, and everything to
+state size and RSS; backtest speed (``kuntur evaluate`` per CPU second, bench/evaluate.py). Tables go to stdout, progress to stderr, and everything to
 ``bench/results/bench-<UTC time>.json`` (and ``bench-latest.json``).
 
     python -m bench                     # ~10 min on 2 cores
@@ -22,7 +22,7 @@ import sys
 import time
 from collections.abc import Sequence
 
-from bench import latency, profile, scaleout, score_api, state, throughput, transports
+from bench import evaluate, latency, profile, scaleout, score_api, state, throughput, transports
 from bench.common import (
     Context,
     Size,
@@ -34,7 +34,7 @@ from bench.common import (
     size_from_args,
 )
 
-BENCHMARKS = ("throughput", "transports", "scaleout", "profile", "latency", "score_api", "state")
+BENCHMARKS = ("throughput", "transports", "scaleout", "profile", "latency", "score_api", "state", "evaluate")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -92,6 +92,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         results = ctx.results
     if "state" in chosen:
         show(state.render(state.run(size, results)))
+    if "evaluate" in chosen:
+        results["evaluate"] = evaluate.run(size, () if args.quick else evaluate.DEFAULT_DATASETS)
+        show(evaluate.render(results["evaluate"]))
     data = {
         **head,
         "load_average_after": load_average(),

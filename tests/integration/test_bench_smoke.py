@@ -97,3 +97,17 @@ def test_rebalance_probe_two_workers_joining_over_a_backlog_score_everything():
     assert row["never_scored"] == 0, row
     assert row["gap_messages_lost"] == 0
     assert "0 of 1 runs left a transaction unscored" in rebalance.render(result)
+
+
+def test_backtest_speed_smoke():
+    """The evaluate benchmark times a real ``kuntur evaluate`` and its read-only baseline."""
+    from bench import evaluate
+
+    result = evaluate.run(Size(transactions=3_000, accounts=300), datasets=("no-such-dataset",))
+    (row,) = result["histories"]
+    assert row["transactions"] == 3_000
+    assert row["stream_tx_per_cpu_s"] > 0 and row["command_tx_per_cpu_s"] > 0
+    # reading alone is cheaper than reading and evaluating
+    assert row["read_only_tx_per_cpu_s"] > row["command_tx_per_cpu_s"]
+    assert result["skipped"] == ["no-such-dataset: file absent, or not a plain column mapping (offline/benchmarks.toml)"]
+    assert "3,000" in evaluate.render(result)
