@@ -7,7 +7,8 @@ raw client); scale-out (1, 2, 4 workers; ``--scale-broker kafka`` on Apache Kafk
 profile (cProfile of a worker); latency at fixed rates (pipeline, then the passthrough
 for reference, each rate on a fresh broker);
 POST /score latency while two workers stream (bench/score_api.py);
-state size and RSS; backtest speed (``kuntur evaluate`` per CPU second, bench/evaluate.py). Tables go to stdout, progress to stderr, and everything to
+state size and RSS; backtest speed (``kuntur evaluate`` per CPU second,
+bench/evaluate.py). Tables go to stdout, progress to stderr, and everything to
 ``bench/results/bench-<UTC time>.json`` (and ``bench-latest.json``).
 
     python -m bench                     # ~10 min on 2 cores
