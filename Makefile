@@ -83,7 +83,7 @@ demo: venv
 	$(BIN)/kuntur demo
 
 ## bench: throughput/latency/scale-out/state/profile benchmarks; tables on stdout, JSON in bench/results/
-bench: venv
+bench: venv kafka
 	$(BIN)/python -m bench
 
 clean:

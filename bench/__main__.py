@@ -3,9 +3,9 @@
 Order: pre-produce the simulator's traffic once; throughput (passthrough ceiling, the
 worker with and without the shared model, the plain confluent-kafka peer and the Quix
 Streams peer); transports (passthrough ceilings per Faust driver and fetch setting,
-raw client); scale-out (1, 2, 4 workers; ``--scale-broker kafka`` on Apache Kafka);
+raw client); scale-out (1, 2, 4 workers on Apache Kafka; ``--scale-broker tansu`` on the embedded one);
 profile (cProfile of a worker); latency at fixed rates (pipeline, then the passthrough
-for reference, each rate on a fresh broker);
+for reference; on Tansu, each rate on a fresh broker, then on one Apache Kafka node);
 POST /score latency while two workers stream (bench/score_api.py);
 state size and RSS; backtest speed (``kuntur evaluate`` per CPU second,
 bench/evaluate.py). Tables go to stdout, progress to stderr, and everything to
@@ -45,7 +45,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--latency-seconds", type=float, help="latency: traffic per rate, seconds (default 20)")
     p.add_argument("--profile-transactions", type=int, help="profile: transactions (default 50000)")
     p.add_argument("--state-accounts", type=int, help="state: distinct accounts for RSS (default 1000000)")
-    p.add_argument("--scale-broker", choices=("tansu", "kafka"), default="tansu", help="scale-out: broker")
+    p.add_argument(
+        "--scale-broker", choices=("tansu", "kafka"), default="kafka", help="scale-out: broker (default kafka)"
+    )
+    p.add_argument(
+        "--latency-brokers",
+        default="tansu,kafka",
+        help="latency: brokers, each with the pipeline and the passthrough (default tansu,kafka)",
+    )
     p.add_argument("--scale-workers", default="1,2,4", help="scale-out: worker counts (default 1,2,4)")
     p.add_argument("--quix-python", help="throughput: a Python with quixstreams (bench/peer_quix.py)")
     args = p.parse_args(argv)
@@ -84,8 +91,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if "profile" in chosen:
             show(profile.render(profile.run(ctx), top=15))
         if "latency" in chosen:
-            show(latency.render(latency.run(ctx)))
-            show(latency.render(latency.run(ctx, target="passthrough")))
+            for broker in args.latency_brokers.split(","):
+                show(latency.render(latency.run(ctx, broker=broker)))
+                show(latency.render(latency.run(ctx, target="passthrough", broker=broker)))
         if "score_api" in chosen:
             with ctx.fresh() as own:
                 ctx.results["score_api"] = score_api.run(own, seconds=ctx.size.latency_seconds)

@@ -11,6 +11,7 @@ here asserts on a timing.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import shutil
 import signal
@@ -20,7 +21,7 @@ import tempfile
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -123,6 +124,20 @@ def size_from_args(args: argparse.Namespace) -> Size:
         if getattr(args, name, None) is not None
     }
     return Size(**{**base.__dict__, **changes})
+
+
+@contextlib.contextmanager
+def apache_kafka(ctx: Context) -> Iterator[Context]:
+    """A context like ``ctx`` on a one-node Apache Kafka 3.9 of its own (jars from ``make
+    kafka``), its broker process known so that broker CPU is measured too."""
+    from stream.dev.kafka import KafkaCluster
+
+    ctx.say("starting an Apache Kafka node ...")
+    with KafkaCluster(nodes=1) as cluster:
+        node = cluster.nodes[0]
+        with Context(ctx.size, cluster.bootstrap, say=ctx.say, keep=ctx.keep, overrides=ctx.overrides) as kctx:
+            kctx.broker_pid = node._proc.pid if node._proc is not None else None
+            yield kctx
 
 
 # ----------------------------------------------------------------------------- processes
@@ -346,7 +361,9 @@ class Context:
     def fresh(self) -> Context:
         """A context for the same session with a broker of its own (the same external
         Kafka if one was given): the embedded broker slows down as it fills up."""
-        return Context(self.size, self._bootstrap, say=self.say, keep=self.keep, overrides=self.overrides)
+        ctx = Context(self.size, self._bootstrap, say=self.say, keep=self.keep, overrides=self.overrides)
+        ctx.broker_pid = self.broker_pid
+        return ctx
 
     def broker_cpu_seconds(self) -> float | None:
         proc = self.broker._proc if self.broker is not None else None

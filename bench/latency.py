@@ -33,6 +33,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from bench.common import (
     Context,
+    apache_kafka,
     bench_parser,
     envelope,
     follow,
@@ -185,23 +186,45 @@ def run(
     warmup: float = 2.0,
     linger_ms: int = BANK_LINGER_MS,
     target: str = "pipeline",
+    broker: str = "tansu",
 ) -> dict:
-    rows = []
-    for rate in rates or ctx.size.latency_rates:
-        ctx.say(f"latency: {rate:.0f} tx/s for {seconds or ctx.size.latency_seconds:.0f} s (fresh broker) ...")
-        with ctx.fresh() as own:
-            r = run_rate(own, rate, seconds or ctx.size.latency_seconds, warmup, linger_ms, target)
-        ctx.say(f"  p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms")
-        rows.append(r)
+    """Every rate on a fresh broker (``broker`` "tansu": the embedded one, or the session's
+    ``--bootstrap``), or with ``broker`` "kafka" on fresh topics of one Apache Kafka node."""
+    if broker == "kafka":
+        with apache_kafka(ctx) as kctx:
+            rows = [
+                _rate(kctx, rate, seconds, warmup, linger_ms, target, fresh=False)
+                for rate in rates or ctx.size.latency_rates
+            ]
+    else:
+        rows = [
+            _rate(ctx, rate, seconds, warmup, linger_ms, target, fresh=True) for rate in rates or ctx.size.latency_rates
+        ]
     ok = [r["offered_rate"] for r in rows if r["p99_ms"] is not None and r["p99_ms"] < TARGET_P99_MS]
     result = {
         "target": target,
+        "broker": "Apache Kafka 3.9 (1 KRaft node)" if broker == "kafka" else "Tansu (embedded)",
         "bank_linger_ms": linger_ms,
         "rates": rows,
         "highest_rate_p99_under_100ms": max(ok) if ok else None,
     }
-    ctx.results["latency" if target == "pipeline" else "latency_passthrough"] = result
+    key = "latency" if target == "pipeline" else "latency_passthrough"
+    ctx.results[key if broker == "tansu" else f"{key}_{broker}"] = result
     return result
+
+
+def _rate(
+    ctx: Context, rate: float, seconds: float | None, warmup: float, linger_ms: int, target: str, fresh: bool
+) -> dict[str, Any]:
+    seconds = seconds or ctx.size.latency_seconds
+    ctx.say(f"latency: {target} {rate:.0f} tx/s for {seconds:.0f} s{' (fresh broker)' if fresh else ''} ...")
+    if fresh:
+        with ctx.fresh() as own:
+            r = run_rate(own, rate, seconds, warmup, linger_ms, target)
+    else:
+        r = run_rate(ctx, rate, seconds, warmup, linger_ms, target)
+    ctx.say(f"  p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms")
+    return r
 
 
 def render(result: dict[str, Any]) -> str:
@@ -222,7 +245,7 @@ def render(result: dict[str, Any]) -> str:
     ]
     what = "score" if result["target"] == "pipeline" else "copy (passthrough)"
     out = table(
-        f"Latency — transaction produced → {what} produced (ms)",
+        f"Latency — transaction produced → {what} produced (ms), {result.get('broker', 'Tansu (embedded)')}",
         ["tx/s", "measured", "p50", "p95", "p99", "max", "worker p50", "worker p99", "CPU µs/tx", "broker µs/tx"],
         rows,
     )
@@ -246,12 +269,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         default="pipeline",
         help="measure the Kuntur worker (default) or the passthrough ceiling app (copies to the scores topic)",
     )
+    p.add_argument(
+        "--broker",
+        choices=["tansu", "kafka"],
+        default="tansu",
+        help="tansu: a fresh embedded broker per rate (default); kafka: one Apache Kafka 3.9 node (make kafka)",
+    )
     args = p.parse_args(argv)
     size = size_from_args(args)
     rates = [float(r) for r in args.rates.split(",")] if args.rates else None
     with Context(size, args.bootstrap, keep=args.keep, overrides=overrides_from_args(args)) as ctx:
         head = envelope(size)
-        result = run(ctx, rates, args.seconds, args.warmup, args.linger_ms, args.target)
+        result = run(ctx, rates, args.seconds, args.warmup, args.linger_ms, args.target, args.broker)
     print(render(result))
     if not args.no_save:
         print(f"saved {save('latency', {**head, **result})}")

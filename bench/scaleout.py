@@ -21,6 +21,7 @@ from typing import Any
 
 from bench.common import (
     Context,
+    apache_kafka,
     bench_parser,
     envelope,
     load_average,
@@ -35,15 +36,8 @@ from bench.throughput import run_pipeline
 def run(ctx: Context, workers: Sequence[int] = (1, 2), broker: str = "tansu") -> dict[str, Any]:
     """``workers`` runs, one after the other; ``broker``: "tansu" (the session's broker) or "kafka"."""
     if broker == "kafka":
-        from stream.dev.kafka import KafkaCluster
-
-        ctx.say("scale-out: starting an Apache Kafka node ...")
-        with KafkaCluster(nodes=1) as cluster:
-            node = cluster.nodes[0]
-            pid = node._proc.pid if node._proc is not None else None
-            with Context(ctx.size, cluster.bootstrap, say=ctx.say, keep=ctx.keep, overrides=ctx.overrides) as kctx:
-                kctx.broker_pid = pid
-                result = _runs(kctx, workers, reuse=None)
+        with apache_kafka(ctx) as kctx:
+            result = _runs(kctx, workers, reuse=None)
     else:
         result = _runs(ctx, workers, reuse=ctx.results.get("throughput", {}).get("pipeline"))
     result["broker"] = "Apache Kafka 3.9 (1 KRaft node)" if broker == "kafka" else "Tansu (embedded)"
@@ -87,8 +81,17 @@ def render(result: dict[str, Any]) -> str:
     return table(
         f"Scale-out — workers in one group on {result['broker']}, "
         f"{result['source']['transactions']:,} transactions ({result['cores']} cores shared with the broker)",
-        ["workers", "tx/s", "tx/s (10-90%)", "speed-up", "transactions per worker", "CPU µs/tx", "broker CPU µs/tx",
-         "load before", "load after"],
+        [
+            "workers",
+            "tx/s",
+            "tx/s (10-90%)",
+            "speed-up",
+            "transactions per worker",
+            "CPU µs/tx",
+            "broker CPU µs/tx",
+            "load before",
+            "load after",
+        ],
         rows,
     )
 
