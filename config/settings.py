@@ -86,6 +86,9 @@ class Settings:
         True, "broker compatibility (Tansu): end each changelog partition at shutdown; Apache Kafka does not need it"
     )
     consumer_fetch_max_wait_ms: int = _opt(20, "longest a fetch waits for data (Faust's fixed default is 1500 ms)")
+    producer_linger_ms: float = _opt(
+        10.0, "longest a produced record waits for more to share its request (every hop of a transaction may add it)"
+    )
     broker_unreachable_exit_s: float = _opt(
         120.0, "a worker exits (code 3) when no broker answers for this long, at start or while running; 0: never"
     )
@@ -341,6 +344,7 @@ def _check(s: Settings) -> None:
         "state_ttl_s",
         "checkpoint_interval_s",
         "state_sweep_interval_s",
+        "producer_linger_ms",
     ):
         if getattr(s, name) < 0:
             raise ConfigError(f"{name} must be >= 0")

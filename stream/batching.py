@@ -12,8 +12,6 @@ from config.settings import Settings
 from stream.agents import Message, message_of
 from stream.offsets import OffsetGuard
 
-#: Producer linger (s): measured on Tansu, 0.01 s doubles a passthrough's rate vs 0.
-PRODUCER_LINGER_S = 0.01
 #: Largest record batch per partition (bytes). Faust's default, 16 KiB, makes a send wait
 #: for the previous batch to be delivered as soon as ~30 state records are queued for one
 #: changelog partition, or whenever a batched internal message is larger than that.
@@ -38,7 +36,7 @@ def app_options(settings: Settings) -> dict[str, Any]:
         "broker_rebalance_timeout": 10.0,
         "broker_commit_interval": 1.0,
         "stream_wait_empty": False,
-        "producer_linger": PRODUCER_LINGER_S,
+        "producer_linger": settings.producer_linger_ms / 1000.0,
         "producer_max_batch_size": PRODUCER_MAX_BATCH_BYTES,
     }
 
