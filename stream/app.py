@@ -39,7 +39,7 @@ from stream.agents import Handlers, Sends
 from stream.batching import app_options, batches, freeze_heap
 from stream.health import EXIT_BROKER_UNREACHABLE, BrokerWatch, install_repeat_filter
 from stream.kafka.security import broker_credentials
-from stream.learning import SnapshotPublisher, TrainingReader, training_topic
+from stream.learning import TRAINING_IDLE_POLL_S, SnapshotPublisher, TrainingReader, training_topic
 from stream.metrics import Metrics
 from stream.offsets import GapReader, OffsetGuard
 from stream.pipeline.deferred import DeferredLabels
@@ -212,7 +212,7 @@ def create_app(
         async def read_training_log() -> None:
             """Every worker reads the whole training log into its agreed model."""
             while True:  # never holds the event loop: a backlog is read 5,000 records per turn
-                await asyncio.sleep(0.005 if reader.poll() == 0 else 0)
+                await asyncio.sleep(TRAINING_IDLE_POLL_S if reader.poll() == 0 else 0)
 
     @app.task
     async def freeze_startup_heap() -> None:

@@ -68,8 +68,15 @@ def ensure_learning_topics(settings: Settings) -> None:
     )
 
 
+#: How long a fetch of the training log waits for new records (ms). Nothing waits for the log:
+#: a worker scores with its own examples at once and another worker's reach it a poll later.
+TRAINING_FETCH_WAIT_MS = 100
+#: Seconds between two reads of the training log while it has nothing new.
+TRAINING_IDLE_POLL_S = 0.05
+
+
 def _consumer(settings: Settings) -> Consumer:
-    return unjoined_consumer(settings, f"{settings.app_id}-learning", **{"fetch.wait.max.ms": 10})
+    return unjoined_consumer(settings, f"{settings.app_id}-learning", **{"fetch.wait.max.ms": TRAINING_FETCH_WAIT_MS})
 
 
 def _watermarks(consumer: Consumer, topic: str, timeout: float = 30.0) -> tuple[int, int]:
