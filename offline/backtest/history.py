@@ -27,6 +27,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -164,18 +165,67 @@ def _read_csv(path: Path) -> tuple[list[str], Iterator[list[Any]]]:
 
 
 def _read_parquet(path: Path) -> tuple[list[str], Iterator[list[Any]]]:
+    table = _parquet_table(path)
+    header = list(table.column_names)
+
+    def rows() -> Iterator[list[Any]]:
+        for batch in table.to_batches(max_chunksize=_CHUNK_ROWS):
+            yield from zip(*(col.to_pylist() for col in batch.columns), strict=True)
+
+    return header, rows()
+
+
+def _parquet_table(path: Path) -> Any:
     try:
         import pyarrow.parquet as pq
     except ImportError:
         raise HistoryError("reading Parquet needs pyarrow: pip install 'kuntur[eval]'") from None
-    table = pq.read_table(path)
-    header = list(table.column_names)
+    return pq.read_table(path)
 
-    def rows() -> Iterator[list[Any]]:
-        for batch in table.to_batches(max_chunksize=65_536):
-            yield from zip(*(col.to_pylist() for col in batch.columns), strict=True)
 
-    return header, rows()
+#: Rows converted at a time: the history is read column by column in chunks this long, so
+#: that a large file is never held as Python cells all at once.
+_CHUNK_ROWS = 4096
+#: The cell of a CSV row too short to have that column.
+_SHORT: Any = object()
+#: Chunk of a history file: its number of rows, the values of each column asked for (by
+#: index, ``_SHORT`` where a row has no such cell), and each row's length when some row
+#: is too short for a column asked for (else ``None``).
+_Chunk = tuple[int, dict[int, list[Any]], list[int] | None]
+
+
+def _csv_chunks(rows: Iterator[list[Any]], indices: set[int]) -> Iterator[_Chunk]:
+    """The CSV rows in chunks, as the columns at ``indices``."""
+    while chunk := list(islice(rows, _CHUNK_ROWS)):
+        lengths = [len(row) for row in chunk]
+        shortest = min(lengths)
+        yield len(chunk), {
+            i: [row[i] for row in chunk] if i < shortest else [row[i] if i < len(row) else _SHORT for row in chunk]
+            for i in indices
+        }, lengths if shortest <= max(indices) else None
+
+
+def _parquet_chunks(table: Any, indices: set[int], time_index: int) -> Iterator[_Chunk]:
+    """The Parquet table in chunks, as the columns at ``indices``.
+
+    A time-zone-aware timestamp column at ``time_index`` comes as epoch seconds straight
+    from its integer ticks (``ticks / ticks-per-second`` is the correctly rounded quotient,
+    as ``datetime.timestamp()`` is), without a datetime per cell."""
+    import pyarrow as pa
+
+    for batch in table.to_batches(max_chunksize=_CHUNK_ROWS):
+        columns = {}
+        for i in indices:
+            column = batch.column(i)
+            per_second = _TICKS_PER_SECOND.get(getattr(column.type, "unit", ""))
+            if i == time_index and pa.types.is_timestamp(column.type) and column.type.tz and per_second:
+                columns[i] = [None if t is None else t / per_second for t in column.cast(pa.int64()).to_pylist()]
+            else:
+                columns[i] = column.to_pylist()
+        yield batch.num_rows, columns, None
+
+
+_TICKS_PER_SECOND = {"s": 1, "ms": 1_000, "us": 1_000_000}
 
 
 def _cell(value: Any) -> Any:
@@ -201,10 +251,11 @@ def _time(value: Any, zone: tzinfo) -> Any:
     if isinstance(value, datetime):
         return (value if value.tzinfo else value.replace(tzinfo=zone)).timestamp()
     if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            pass
+        if ":" not in value:  # an ISO time has one; a number never (saves a failed float())
+            try:
+                return float(value)
+            except ValueError:
+                pass
         try:
             dt = datetime.fromisoformat(value.replace("Z", "+00:00") if value.endswith("Z") else value)
         except ValueError:
@@ -226,6 +277,46 @@ def _truth(value: Any) -> float:
     raise InvalidEvent("bad-value", f"label {value!r} is not fraud/genuine (1/0, true/false)")
 
 
+def _field_values(name: str, cells: list[Any], zone: tzinfo, recode: dict[str, str] | None) -> list[Any]:
+    """One column's cells as the field ``name`` of a transaction object: empty cells
+    ``None``, numbers and times parsed where they parse (validation reports the others),
+    other values as text, then recoded. Short rows' ``_SHORT`` is kept."""
+    text = _all_text(cells)
+    if name in _NUMERIC:
+        out = [_number(v) if (v := c.strip()) else None for c in cells] if text else [
+            None if (v := _cell(c)) is None else _number(v) for c in cells
+        ]
+    elif name == "timestamp":
+        out = [_time(v, zone) if (v := c.strip()) else None for c in cells] if text else [
+            None if (v := _cell(c)) is None else _time(v, zone) for c in cells
+        ]
+    else:
+        out = _cells(cells) if text else [None if (v := _cell(c)) is None else _text(v) for c in cells]
+    if recode:
+        out = [recode.get(v, v) if v is not None else None for v in out]
+    return out
+
+
+def _all_text(cells: list[Any]) -> bool:
+    """Whether every cell is a ``str`` (a CSV column without short rows): such a column
+    takes the fast paths of :func:`_cell` (strip, empty is ``None``) without a call per cell."""
+    return set(map(type, cells)) <= _STR_TYPE
+
+
+_STR_TYPE = {str}
+
+
+def _text(value: Any) -> Any:
+    return value if isinstance(value, str) else str(value)
+
+
+def _cells(cells: list[Any]) -> list[Any]:
+    """A column's cells through :func:`_cell` (``_SHORT`` is kept)."""
+    if _all_text(cells):
+        return [c.strip() or None for c in cells]
+    return [_cell(c) for c in cells]
+
+
 def load_history(
     path: str | Path,
     columns: dict[str, str] | None = None,
@@ -238,13 +329,19 @@ def load_history(
 
     ``values`` recodes a field's values to the schema's, e.g. ``{"transaction_type":
     {"CASH_OUT": "withdrawal"}}``; values it does not name are kept as they are.
+
+    The file is converted a chunk of rows at a time, column by column (one pass of a
+    conversion over a list costs far less than a dispatch per cell); every row then goes
+    through :func:`transaction_from_dict` like a Kafka message.
     """
     path = Path(path)
     if not path.exists():
         raise HistoryError(f"{path}: no such file")
     name = path.name.lower()
+    table = None
     if name.endswith((".parquet", ".pq")):
-        header, rows = _read_parquet(path)
+        table = _parquet_table(path)
+        header = list(table.column_names)
     elif name.endswith((".csv", ".csv.gz", ".tsv")):
         header, rows = _read_csv(path)
     else:
@@ -255,71 +352,129 @@ def load_history(
     fields = [(name, i) for name, i in index.items() if name not in TRUTH_FIELDS]
     recode = {name: table for name, table in (values or {}).items() if name in index}
     label_i, label_time_i, type_i = index.get("label"), index.get("label_time"), index.get("fraud_type")
-    types: list[str | None] = []
-    txs: list[Transaction] = []
-    truth: list[float] = []
-    reported: list[float] = []
-    row_numbers: list[int] = []
+    used = set(index.values())
+    chunks = (
+        _parquet_chunks(table, used, index["timestamp"]) if table is not None else _csv_chunks(rows, used)
+    )
     hist = History([], np.empty(0), np.empty(0), np.empty(0, dtype=np.int64), mapping)
-    n = 0
-    for n, raw in enumerate(rows, start=1):
-        try:
-            obj: dict[str, Any] = {}
-            for name, i in fields:
-                value = _cell(raw[i])
-                if value is None:
-                    continue
-                if name in _NUMERIC:
-                    value = _number(value)
-                elif name == "timestamp":
-                    value = _time(value, zone)
-                elif not isinstance(value, str):
-                    value = str(value)
-                if name in recode:
-                    value = recode[name].get(value, value)
-                obj[name] = value
-            obj.setdefault("transaction_id", f"row-{n}")
-            tx = transaction_from_dict(obj)
-            y = _truth(_cell(raw[label_i])) if label_i is not None else math.nan
-            at = math.nan
-            if label_time_i is not None:
-                lt = _cell(raw[label_time_i])
+    acc = _Accumulator(hist, len(header), keep_rejections, progress, zone)
+    names = [name for name, _ in fields]
+    for size, cells, lengths in chunks:
+        field_columns = [_field_values(name, cells[i], zone, recode.get(name)) for name, i in fields]
+        none = [None] * size
+        acc.add_chunk(
+            names,
+            field_columns,
+            none if label_i is None else _cells(cells[label_i]),
+            none if label_time_i is None else _cells(cells[label_time_i]),
+            None if type_i is None else _cells(cells[type_i]),
+            lengths,
+        )
+    return acc.finish()
+
+
+@dataclass
+class _Accumulator:
+    """The valid rows of a history so far, and its rejections, built chunk by chunk."""
+
+    hist: History
+    width: int
+    keep_rejections: int
+    progress: Callable[[int], None] | None
+    zone: tzinfo
+    rows: int = 0
+    txs: list[Transaction] = field(default_factory=list)
+    truth: list[float] = field(default_factory=list)
+    reported: list[float] = field(default_factory=list)
+    row_numbers: list[int] = field(default_factory=list)
+    types: list[str | None] | None = None
+    _truth_of: dict[Any, float] = field(default_factory=dict)
+
+    def add_chunk(
+        self,
+        names: list[str],
+        field_columns: list[list[Any]],
+        labels: list[Any],
+        label_times: list[Any],
+        kinds: list[Any] | None,
+        lengths: list[int] | None,
+    ) -> None:
+        """Validate each row of a chunk (field values per column, in ``names`` order);
+        ``lengths``, when given, are the rows' cell counts (some are too short)."""
+        hist, progress, zone = self.hist, self.progress, self.zone
+        txs, truth, reported, row_numbers = self.txs, self.truth, self.reported, self.row_numbers
+        if kinds is not None and self.types is None:
+            self.types = []
+        types = self.types
+        n = self.rows
+        rows = zip(*field_columns, strict=True)
+        for values, label, lt, kind in zip(rows, labels, label_times, kinds or labels, strict=True):
+            n += 1
+            try:
+                if lengths is not None and _SHORT in values:
+                    raise IndexError
+                obj = {name: value for name, value in zip(names, values, strict=True) if value is not None}
+                obj.setdefault("transaction_id", f"row-{n}")
+                tx = transaction_from_dict(obj)
+                y = self._label(label)
+                at = math.nan
+                if lt is _SHORT:
+                    raise IndexError
                 if lt is not None:
                     t = _time(lt, zone)
                     if not isinstance(t, float):
                         raise InvalidEvent("bad-timestamp", f"label_time {lt!r} is not ISO-8601 or epoch seconds")
                     at = t
-        except IndexError:
-            hist.rejected["bad-row"] += 1
-            if len(hist.rejections) < keep_rejections:
-                hist.rejections.append((n, "bad-row", f"row has {len(raw)} cells, header has {len(header)}"))
-            continue
-        except InvalidEvent as err:
-            hist.rejected[err.code] += 1
-            if len(hist.rejections) < keep_rejections:
-                hist.rejections.append((n, err.code, err.detail))
-            continue
-        txs.append(tx)
-        if type_i is not None:
-            kind = _cell(raw[type_i])
-            types.append(None if kind is None else str(kind))
-        truth.append(y)
-        reported.append(at)
-        row_numbers.append(n)
-        if progress is not None and n % 10_000 == 0:
-            progress(10_000)
-    if progress is not None:
-        progress(n % 10_000)
-    ts = np.fromiter((tx.ts for tx in txs), dtype=np.float64, count=len(txs))
-    order = np.argsort(ts, kind="stable")
-    hist.transactions = [txs[i] for i in order]
-    hist.labels = np.asarray(truth, dtype=np.float64)[order]
-    hist.label_times = np.asarray(reported, dtype=np.float64)[order]
-    hist.rows = np.asarray(row_numbers, dtype=np.int64)[order]
-    if type_i is not None:
-        hist.fraud_types = [types[i] for i in order]
-    hist.rows_read = n
-    return hist
+                if kind is _SHORT:
+                    raise IndexError
+            except IndexError:
+                hist.rejected["bad-row"] += 1
+                if len(hist.rejections) < self.keep_rejections:
+                    cells = "?" if lengths is None else lengths[n - self.rows - 1]
+                    hist.rejections.append((n, "bad-row", f"row has {cells} cells, header has {self.width}"))
+                continue
+            except InvalidEvent as err:
+                hist.rejected[err.code] += 1
+                if len(hist.rejections) < self.keep_rejections:
+                    hist.rejections.append((n, err.code, err.detail))
+                continue
+            txs.append(tx)
+            if types is not None:
+                types.append(None if kind is None else str(kind))
+            truth.append(y)
+            reported.append(at)
+            row_numbers.append(n)
+            if progress is not None and n % 10_000 == 0:
+                progress(10_000)
+        self.rows = n
+
+    def _label(self, label: Any) -> float:
+        """:func:`_truth` of a label cell, remembered per value (a column has a handful)."""
+        if label is _SHORT:
+            raise IndexError
+        try:
+            return self._truth_of[label]
+        except KeyError:
+            y = self._truth_of[label] = _truth(label)
+            return y
+        except TypeError:  # unhashable
+            return _truth(label)
+
+    def finish(self) -> History:
+        """The history: valid transactions sorted by event time (stable), with their truth."""
+        hist, txs, n = self.hist, self.txs, self.rows
+        if self.progress is not None:
+            self.progress(n % 10_000)
+        ts = np.fromiter((tx.ts for tx in txs), dtype=np.float64, count=len(txs))
+        order = np.argsort(ts, kind="stable")
+        hist.transactions = [txs[i] for i in order]
+        hist.labels = np.asarray(self.truth, dtype=np.float64)[order]
+        hist.label_times = np.asarray(self.reported, dtype=np.float64)[order]
+        hist.rows = np.asarray(self.row_numbers, dtype=np.int64)[order]
+        if self.types is not None:
+            hist.fraud_types = [self.types[i] for i in order]
+        hist.rows_read = n
+        return hist
 
 
 def time_range(path: str | Path, columns: dict[str, str] | None = None,

@@ -235,3 +235,21 @@ def test_a_replayed_transaction_in_dollars_is_sent_as_it_was_received():
     again = transaction_from_dict(sent)
     assert again.amount == tx.amount == 150.0
     assert again.account_balance == pytest.approx(tx.account_balance, rel=1e-12)
+
+
+def test_short_rows_are_bad_rows_with_their_cell_count(tmp_path):
+    """A row without a cell for a mapped column is rejected as bad-row (its own length
+    named), whichever column it lacks; the others load as usual."""
+    path = tmp_path / "short.csv"
+    path.write_text(
+        "transaction_id,account_id,timestamp,amount,is_fraud,fraud_type\n"
+        "t1,a1,1700000000,5.0,1,card_testing\n"
+        "t2,a1,1700000001\n"
+        "t3,a1,1700000002,6.0\n"
+        "t4,a1,1700000003,7.0,0,\n"
+    )
+    hist = load_history(path)
+    assert [tx.transaction_id for tx in hist.transactions] == ["t1", "t4"]
+    assert hist.fraud_types == ["card_testing", None]
+    assert hist.rejected == {"bad-row": 2}
+    assert hist.rejections == [(2, "bad-row", "row has 3 cells, header has 6"), (3, "bad-row", "row has 4 cells, header has 6")]
