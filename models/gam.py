@@ -17,22 +17,38 @@ from models.linear import FastLogisticRegression, state_array
 
 _TRIU: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
+#: the pair hash, ``(first_bin * _PAIR_MIX + second_bin) * _PAIR_SCRAMBLE % table``
+_PAIR_MIX = 1_000_003
+_PAIR_SCRAMBLE = 2_654_435_761
+
 
 def _triu(k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Index pairs (i < j) of ``k`` items, cached: the same few sizes recur every row."""
+    """Index pairs (i < j) of ``k`` items in row-major order, cached: the same few sizes
+    recur every row."""
     pairs = _TRIU.get(k)
     if pairs is None:
         pairs = _TRIU[k] = np.triu_indices(k, 1)
     return pairs
 
 
+def _pair_hash_tables(bins: int, table: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each bin's share of the pair hash, reduced modulo ``table``: a pair's slot is then
+    ``(first[a] + second[b]) % table``, the same integer as the hash of ``(a, b)``
+    (``(a * mix + b) * scramble`` splits into two terms modulo ``table``), with one gather
+    per side instead of the multiply-add chain on every pair of every row. Also where the
+    int64 product wraps (over ~3,400 bins) as long as ``table`` is a power of two (the
+    default): a wrap subtracts a multiple of 2**64, which such a table divides."""
+    first = [b * _PAIR_MIX * _PAIR_SCRAMBLE % table for b in range(bins)]
+    second = [b * _PAIR_SCRAMBLE % table for b in range(bins)]
+    return np.array(first, dtype=np.intp), np.array(second, dtype=np.intp)
+
+
 class Selected(NamedTuple):
     """What the step functions and pairs used for one row (the forward pass's trace)."""
 
     bins: np.ndarray  # index into the (feature, bin) weights, one per feature
-    pairs: np.ndarray  # hashed pair slots
-    first: np.ndarray  # the two features of each pair
-    second: np.ndarray
+    pairs: np.ndarray  # hashed pair slots, pairs (i < j) of ``unusual`` in row-major order
+    unusual: np.ndarray  # the features taking part in pairs, ascending
 
 
 _NO_PAIRS = np.zeros(0, dtype=np.intp)
@@ -82,6 +98,7 @@ class AdditiveLogisticRegression(FastLogisticRegression):
         self.interaction_table = interaction_table
         self._wb = np.zeros(0)  # one weight per (feature, bin)
         self._offsets = np.zeros(0, dtype=np.intp)
+        self._hash_first = self._hash_second = np.zeros(0, dtype=np.intp)  # see _pair_hash_tables
         self._wp = np.zeros(interaction_table if interactions is not None else 0)  # hashed pair weights
 
     @classmethod
@@ -105,6 +122,8 @@ class AdditiveLogisticRegression(FastLogisticRegression):
         n, b = len(self._names), len(self.EDGES) + 1
         self._wb = np.concatenate([self._wb, np.zeros(n * b - len(self._wb))])
         self._offsets = np.arange(n) * b
+        if self.interactions is not None:
+            self._hash_first, self._hash_second = _pair_hash_tables(n * b, self.interaction_table)
 
     def state_dict(self) -> dict[str, Any]:
         state = super().state_dict()
@@ -118,28 +137,35 @@ class AdditiveLogisticRegression(FastLogisticRegression):
         self._wp = state_array(state["pair_weights"], self._wp.shape, "pair_weights")
 
     def _bins(self, z: np.ndarray) -> np.ndarray:
-        return self._offsets + np.searchsorted(self.EDGES, z)
+        bins = self.EDGES.searchsorted(z)
+        bins += self._offsets
+        return bins
 
     def _pair_slots(self, z: np.ndarray, bins: np.ndarray) -> Selected:
         """Hashed slots of every pair of unusual values (|z| >= ``interactions``), each
         pair keyed by both features' bins: "a new device *and* a transfer 8x the usual"."""
-        unusual = np.flatnonzero(np.abs(z) >= self.interactions)
+        unusual = (np.abs(z) >= self.interactions).nonzero()[0]
         k = len(unusual)
         if k < 2:
-            return Selected(bins, unusual[:0], unusual[:0], unusual[:0])
+            return Selected(bins, unusual[:0], unusual)
         i, j = _triu(k)
-        first, second = unusual[i], unusual[j]
-        slots = (bins[first] * 1_000_003 + bins[second]) * 2_654_435_761 % self.interaction_table
-        return Selected(bins, slots, first, second)
+        used = bins[unusual]
+        slots = self._hash_first[used[i]]
+        slots += self._hash_second[used[j]]
+        slots %= self.interaction_table
+        return Selected(bins, slots, unusual)
 
     def _extra_logit(self, z: np.ndarray) -> tuple[float, Selected]:
-        """Log-odds of the step functions (and pairs) for the standardised row ``z``."""
+        """Log-odds of the step functions (and pairs) for the standardised row ``z``.
+
+        ``np.add.reduce`` is ``ndarray.sum`` (the same pairwise summation) without its
+        Python wrapper, which costs as much as the sum on these short rows."""
         bins = self._bins(z)
-        extra = float(self._wb[bins].sum())
+        extra = float(np.add.reduce(self._wb[bins]))
         if self.interactions is None:
-            return extra, Selected(bins, _NO_PAIRS, _NO_PAIRS, _NO_PAIRS)
+            return extra, Selected(bins, _NO_PAIRS, _NO_PAIRS)
         selected = self._pair_slots(z, bins)
-        extra += float(self._wp[selected.pairs].sum())
+        extra += float(np.add.reduce(self._wp[selected.pairs]))
         return extra, selected
 
     def _extra_step(self, z: np.ndarray, g: float, trace: Selected) -> None:
@@ -156,6 +182,7 @@ class AdditiveLogisticRegression(FastLogisticRegression):
         contrib = z * self._w + self._wb[trace.bins]
         if self.interactions is not None and len(trace.pairs):
             half = 0.5 * self._wp[trace.pairs]
-            np.add.at(contrib, trace.first, half)
-            np.add.at(contrib, trace.second, half)
+            i, j = _triu(len(trace.unusual))
+            np.add.at(contrib, trace.unusual[i], half)
+            np.add.at(contrib, trace.unusual[j], half)
         return contrib
