@@ -24,7 +24,7 @@ import gzip
 import math
 import re
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from itertools import islice
@@ -191,16 +191,20 @@ _SHORT: Any = object()
 #: Chunk of a history file: its number of rows, the values of each column asked for (by
 #: index, ``_SHORT`` where a row has no such cell), and each row's length when some row
 #: is too short for a column asked for (else ``None``).
-_Chunk = tuple[int, dict[int, list[Any]], list[int] | None]
+_Chunk = tuple[int, dict[int, Sequence[Any]], list[int] | None]
 
 
 def _csv_chunks(rows: Iterator[list[Any]], indices: set[int]) -> Iterator[_Chunk]:
-    """The CSV rows in chunks, as the columns at ``indices``."""
+    """The CSV rows in chunks, as the columns at ``indices``.
+
+    Transposed in one C call (``zip``) up to the shortest row's length; a column some
+    row is too short for is gathered with ``_SHORT`` in its place."""
     while chunk := list(islice(rows, _CHUNK_ROWS)):
         lengths = [len(row) for row in chunk]
         shortest = min(lengths)
+        whole = list(zip(*chunk, strict=False))  # the first `shortest` columns (rows differ in length)
         yield len(chunk), {
-            i: [row[i] for row in chunk] if i < shortest else [row[i] if i < len(row) else _SHORT for row in chunk]
+            i: whole[i] if i < shortest else [row[i] if i < len(row) else _SHORT for row in chunk]
             for i in indices
         }, lengths if shortest <= max(indices) else None
 
@@ -214,7 +218,7 @@ def _parquet_chunks(table: Any, indices: set[int], time_index: int) -> Iterator[
     import pyarrow as pa
 
     for batch in table.to_batches(max_chunksize=_CHUNK_ROWS):
-        columns = {}
+        columns: dict[int, Sequence[Any]] = {}
         for i in indices:
             column = batch.column(i)
             per_second = _TICKS_PER_SECOND.get(getattr(column.type, "unit", ""))
@@ -277,7 +281,7 @@ def _truth(value: Any) -> float:
     raise InvalidEvent("bad-value", f"label {value!r} is not fraud/genuine (1/0, true/false)")
 
 
-def _field_values(name: str, cells: list[Any], zone: tzinfo, recode: dict[str, str] | None) -> list[Any]:
+def _field_values(name: str, cells: Sequence[Any], zone: tzinfo, recode: dict[str, str] | None) -> list[Any]:
     """One column's cells as the field ``name`` of a transaction object: empty cells
     ``None``, numbers and times parsed where they parse (validation reports the others),
     other values as text, then recoded. Short rows' ``_SHORT`` is kept."""
@@ -297,7 +301,7 @@ def _field_values(name: str, cells: list[Any], zone: tzinfo, recode: dict[str, s
     return out
 
 
-def _all_text(cells: list[Any]) -> bool:
+def _all_text(cells: Sequence[Any]) -> bool:
     """Whether every cell is a ``str`` (a CSV column without short rows): such a column
     takes the fast paths of :func:`_cell` (strip, empty is ``None``) without a call per cell."""
     return set(map(type, cells)) <= _STR_TYPE
@@ -310,7 +314,7 @@ def _text(value: Any) -> Any:
     return value if isinstance(value, str) else str(value)
 
 
-def _cells(cells: list[Any]) -> list[Any]:
+def _cells(cells: Sequence[Any]) -> list[Any]:
     """A column's cells through :func:`_cell` (``_SHORT`` is kept)."""
     if _all_text(cells):
         return [c.strip() or None for c in cells]
