@@ -80,7 +80,7 @@ def share_model(settings: Settings, detector: Detector, local_offset: int | None
 
 def build_worker(settings: Settings) -> Kuntur:
     key = settings.model_signing_key()  # before anything else: no key, no start
-    faust_patches.install(settings.consumer_fetch_max_wait_ms)
+    faust_patches.install(settings.consumer_fetch_max_wait_ms, settings.consumer_direct_delivery)
     partitions = ensure_topics(settings)
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
     detector, offset = restore_detector(settings, key)
