@@ -209,17 +209,17 @@ class FastLogisticRegression(base.Classifier):
         """Fill ``_d`` (deviation from the mean, a scratch buffer) and ``z`` (clipped
         standardised row); return the log-odds and the extra terms' trace. Non-finite
         inputs are replaced by the mean first."""
-        d, w = self._d, self._w
+        d, w = self._d, self._w  # ndarray.dot: np.dot's very product without its dispatcher
         np.subtract(arr, self._mean, out=d)
         np.multiply(d, self._inv_std, out=z)
         # before clipping, any NaN/inf in the row makes this dot product non-finite
-        if not math.isfinite(float(np.dot(z, w))):
+        if not math.isfinite(float(z.dot(w))):
             np.subtract(self._sanitised(arr), self._mean, out=d)
             np.multiply(d, self._inv_std, out=z)
         np.minimum(z, self.clip, out=z)
         np.maximum(z, -self.clip, out=z)
         extra, trace = self._extra_logit(z)
-        return float(np.dot(z, w)) + self._b + extra, trace
+        return float(z.dot(w)) + self._b + extra, trace
 
     def _forward(self, arr: np.ndarray) -> Forward:
         """The scoring path: one check fewer than :meth:`_standardise`, since NaN survives
@@ -229,7 +229,7 @@ class FastLogisticRegression(base.Classifier):
         np.minimum(z, self.clip, out=z)
         np.maximum(z, -self.clip, out=z)
         extra, trace = self._extra_logit(z)
-        logit = float(np.dot(z, self._w)) + self._b + extra
+        logit = float(z.dot(self._w)) + self._b + extra
         # +-inf was clipped like any extreme value; only NaN needs the slow path
         if logit != logit:
             logit, trace = self._standardise(arr, z)
@@ -362,7 +362,7 @@ class FastLogisticRegression(base.Classifier):
         self._b -= lr_t * self._bm / (math.sqrt(self._bv) + _ADAM_EPS)
 
     def _nsgd(self, z: np.ndarray, g: float) -> None:
-        step = self.lr * g / (1.0 + float(np.dot(z, z)))
+        step = self.lr * g / (1.0 + float(z.dot(z)))
         tmp = self._tmp
         np.multiply(z, step, out=tmp)
         self._w -= tmp
