@@ -11,6 +11,7 @@ tables hold them encoded (``to_bytes``/``from_bytes``).
 from __future__ import annotations
 
 import logging
+import operator
 from dataclasses import dataclass
 
 from config.settings import Settings
@@ -34,6 +35,11 @@ from stream.pipeline.validation import Label
 __all__ = ["AccountStage", "AccountStep", "MerchantStage", "Pipeline", "ScoreStage", "Writes", "new_detector"]
 
 _log = logging.getLogger(__name__)
+
+#: the account's and the merchant's features in catalogue order, read from their feature dicts
+#: in one C call (a comprehension over 63 names costs three times as much per transaction)
+_ACCOUNT_VALUES = operator.itemgetter(*ACCOUNT_FEATURES)
+_MERCHANT_VALUES = operator.itemgetter(*MERCHANT_FEATURES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +81,7 @@ class AccountStage:
         if update.duplicate:
             return AccountStep(None, None)
         f = update.features
-        return AccountStep(update.state, ToMerchant(tx, [f[name] for name in ACCOUNT_FEATURES]), update.late)
+        return AccountStep(update.state, ToMerchant(tx, list(_ACCOUNT_VALUES(f))), update.late)
 
     @staticmethod
     def on_fraud(state: AccountState | None, fraud: AccountFraud) -> AccountState | None:
@@ -99,8 +105,7 @@ class MerchantStage:
         if not tx.merchant_id:
             return None, ToScore(tx, [*msg.values, *self.NO_MERCHANT_VALUES])
         update = update_merchant(state, tx, late_tolerance_s=self._late, ttl_s=self._ttl)
-        f = update.features
-        return update.state, ToScore(tx, [*msg.values, *(f[name] for name in MERCHANT_FEATURES)])
+        return update.state, ToScore(tx, [*msg.values, *_MERCHANT_VALUES(update.features)])
 
     @staticmethod
     def on_fraud(state: MerchantState | None, fraud: MerchantFraud) -> MerchantState:
