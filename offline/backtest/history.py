@@ -565,15 +565,22 @@ def events(
     at = report_times(history, rule)
     labelled = np.flatnonzero(~np.isnan(at))
     order = labelled[np.argsort(at[labelled], kind="stable")]
-    queue = [(float(at[i]), int(i)) for i in order]
-    txs, truth = history.transactions, history.labels
+    # Plain Python lists (numpy scalars are slow to index and compare one at a time);
+    # ``due`` is each label's place in the sequence, the same float64 subtraction.
+    reported = at[order]
+    due = (reported - label_lead_s).tolist()
+    reported_at, which = reported.tolist(), order.tolist()
+    fraud = (history.labels[order] != 0.0).tolist()
+    txs = history.transactions
+    n = len(due)
     li = 0
     for tx in txs:
-        while li < len(queue) and queue[li][0] - label_lead_s <= tx.ts:
-            reported_at, i = queue[li]
+        ts = tx.ts
+        while li < n and due[li] <= ts:
+            label = txs[which[li]]
+            yield None, Label(label.transaction_id, label.account_id, fraud[li], reported_at[li])
             li += 1
-            yield None, Label(txs[i].transaction_id, txs[i].account_id, bool(truth[i]), reported_at)
         yield tx, None
-    for reported_at, i in queue[li:]:
-        yield None, Label(txs[i].transaction_id, txs[i].account_id, bool(truth[i]), reported_at)
-
+    for rest in range(li, n):
+        label = txs[which[rest]]
+        yield None, Label(label.transaction_id, label.account_id, fraud[rest], reported_at[rest])
