@@ -13,11 +13,14 @@ computed, under the same label-arrival rule, so the rows compare like with like.
 from __future__ import annotations
 
 import argparse
+import gc
 import pickle
 import resource
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -106,6 +109,19 @@ def pending_needed(ts: np.ndarray, horizon_s: float) -> int:
     return int((np.searchsorted(t, t + horizon_s, side="right") - np.arange(len(t))).max())
 
 
+@contextmanager
+def _collector_off_the_history() -> Iterator[None]:
+    """Keep the garbage collector off every object alive when the loop starts (the loaded
+    history above all, 100k+ transactions that live to the end of the run): each full
+    collection would scan them all again, ~4 % of the loop's CPU on 100k transactions.
+    They are handed back to the collector after the loop."""
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
 def run_online(
     history: History,
     rule: LabelRule,
@@ -135,27 +151,28 @@ def run_online(
     fired: dict[str, list[int]] = {}
     step = 0
     began, began_cpu = time.perf_counter(), time.process_time()
-    for tx, label in events(history, rule):
-        if tx is None:
-            assert label is not None
-            run.label(label)
-            continue
-        verdict = run.transaction(tx)
-        step += 1
-        if verdict is not None:
-            i = index[tx.transaction_id]
-            scores[i] = verdict.scored.score
-            for rule_id in verdict.rules:
-                fired.setdefault(rule_id, []).append(i)
-            if verdict.alert:
-                alerts[i] = True
-                for r in verdict.scored.reasons:
-                    reasons[r.feature] += 1
-            if features is not None:
-                features[i] = list(verdict.features.values())
-        if progress is not None and step == 2048:
-            progress.update(step)
-            step = 0
+    with _collector_off_the_history():
+        for tx, label in events(history, rule):
+            if tx is None:
+                assert label is not None
+                run.label(label)
+                continue
+            verdict = run.transaction(tx)
+            step += 1
+            if verdict is not None:
+                i = index[tx.transaction_id]
+                scores[i] = verdict.scored.score
+                for rule_id in verdict.rules:
+                    fired.setdefault(rule_id, []).append(i)
+                if verdict.alert:
+                    alerts[i] = True
+                    for r in verdict.scored.reasons:
+                        reasons[r.feature] += 1
+                if features is not None:
+                    features[i] = list(verdict.features.values())
+            if progress is not None and step == 2048:
+                progress.update(step)
+                step = 0
     seconds, cpu = time.perf_counter() - began, time.process_time() - began_cpu
     if progress is not None:
         progress.update(step)
