@@ -19,21 +19,30 @@ reported on: the HTML report's recall per typology.
 
 from __future__ import annotations
 
-import csv
-import gzip
 import math
 import re
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, tzinfo
-from itertools import islice
+from datetime import tzinfo
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from features.transaction import SCHEMA_FIELDS, Transaction
+from offline.backtest.cells import (
+    SHORT,
+    cell,
+    cell_column,
+    csv_chunks,
+    epoch,
+    field_values,
+    parquet_chunks,
+    parquet_table,
+    read_csv,
+    truth_value,
+)
 from offline.backtest.window import time_zone
 from offline.errors import HistoryError
 from stream.errors import InvalidEvent
@@ -50,9 +59,6 @@ DEFAULT_NAMES: dict[str, tuple[str, ...]] = {
     "label_time": ("label_time", "reported_at"),
     "fraud_type": ("fraud_type", "typology"),
 }
-_NUMERIC = frozenset({"amount", "account_balance", "account_age_days", "latitude", "longitude"})
-_TRUE = frozenset({"1", "1.0", "true", "t", "yes", "y", "fraud"})
-_FALSE = frozenset({"0", "0.0", "false", "f", "no", "n", "genuine", "legit"})
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 
 
@@ -147,180 +153,6 @@ class History:
         return "label_time" in self.mapping
 
 
-def _read_csv(path: Path) -> tuple[list[str], Iterator[list[Any]]]:
-    opener: Callable[..., Any] = gzip.open if path.name.lower().endswith(".gz") else open
-    fh = opener(path, "rt", newline="", encoding="utf-8")
-    reader = csv.reader(fh)
-    try:
-        header = next(reader)
-    except StopIteration:
-        fh.close()
-        raise HistoryError(f"{path}: the file is empty (no header row)") from None
-
-    def rows() -> Iterator[list[Any]]:
-        with fh:
-            yield from reader
-
-    return header, rows()
-
-
-def _read_parquet(path: Path) -> tuple[list[str], Iterator[list[Any]]]:
-    table = _parquet_table(path)
-    header = list(table.column_names)
-
-    def rows() -> Iterator[list[Any]]:
-        for batch in table.to_batches(max_chunksize=_CHUNK_ROWS):
-            yield from zip(*(col.to_pylist() for col in batch.columns), strict=True)
-
-    return header, rows()
-
-
-def _parquet_table(path: Path) -> Any:
-    try:
-        import pyarrow.parquet as pq
-    except ImportError:
-        raise HistoryError("reading Parquet needs pyarrow: pip install 'kuntur[eval]'") from None
-    return pq.read_table(path)
-
-
-#: Rows converted at a time: the history is read column by column in chunks this long, so
-#: that a large file is never held as Python cells all at once.
-_CHUNK_ROWS = 4096
-#: The cell of a CSV row too short to have that column.
-_SHORT: Any = object()
-#: Chunk of a history file: its number of rows, the values of each column asked for (by
-#: index, ``_SHORT`` where a row has no such cell), and each row's length when some row
-#: is too short for a column asked for (else ``None``).
-_Chunk = tuple[int, dict[int, Sequence[Any]], list[int] | None]
-
-
-def _csv_chunks(rows: Iterator[list[Any]], indices: set[int]) -> Iterator[_Chunk]:
-    """The CSV rows in chunks, as the columns at ``indices``.
-
-    Transposed in one C call (``zip``) up to the shortest row's length; a column some
-    row is too short for is gathered with ``_SHORT`` in its place."""
-    while chunk := list(islice(rows, _CHUNK_ROWS)):
-        lengths = [len(row) for row in chunk]
-        shortest = min(lengths)
-        whole = list(zip(*chunk, strict=False))  # the first `shortest` columns (rows differ in length)
-        yield len(chunk), {
-            i: whole[i] if i < shortest else [row[i] if i < len(row) else _SHORT for row in chunk]
-            for i in indices
-        }, lengths if shortest <= max(indices) else None
-
-
-def _parquet_chunks(table: Any, indices: set[int], time_index: int) -> Iterator[_Chunk]:
-    """The Parquet table in chunks, as the columns at ``indices``.
-
-    A time-zone-aware timestamp column at ``time_index`` comes as epoch seconds straight
-    from its integer ticks (``ticks / ticks-per-second`` is the correctly rounded quotient,
-    as ``datetime.timestamp()`` is), without a datetime per cell."""
-    import pyarrow as pa
-
-    for batch in table.to_batches(max_chunksize=_CHUNK_ROWS):
-        columns: dict[int, Sequence[Any]] = {}
-        for i in indices:
-            column = batch.column(i)
-            per_second = _TICKS_PER_SECOND.get(getattr(column.type, "unit", ""))
-            if i == time_index and pa.types.is_timestamp(column.type) and column.type.tz and per_second:
-                columns[i] = [None if t is None else t / per_second for t in column.cast(pa.int64()).to_pylist()]
-            else:
-                columns[i] = column.to_pylist()
-        yield batch.num_rows, columns, None
-
-
-_TICKS_PER_SECOND = {"s": 1, "ms": 1_000, "us": 1_000_000}
-
-
-def _cell(value: Any) -> Any:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return None
-    if isinstance(value, str):
-        value = value.strip()
-        return value or None
-    return value
-
-
-def _number(value: Any) -> Any:
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return value  # validation names the field and the bad value
-    return value
-
-
-def _time(value: Any, zone: tzinfo) -> Any:
-    """Epoch seconds; naive ISO times and datetimes are read in ``zone``."""
-    if isinstance(value, datetime):
-        return (value if value.tzinfo else value.replace(tzinfo=zone)).timestamp()
-    if isinstance(value, str):
-        if ":" not in value:  # an ISO time has one; a number never (saves a failed float())
-            try:
-                return float(value)
-            except ValueError:
-                pass
-        try:
-            dt = datetime.fromisoformat(value.replace("Z", "+00:00") if value.endswith("Z") else value)
-        except ValueError:
-            return value  # validation reports bad-timestamp
-        return (dt if dt.tzinfo else dt.replace(tzinfo=zone)).timestamp()
-    return value
-
-
-def _truth(value: Any) -> float:
-    if value is None:
-        return math.nan
-    if isinstance(value, bool | int | float):
-        return 1.0 if value else 0.0
-    text = str(value).strip().lower()
-    if text in _TRUE:
-        return 1.0
-    if text in _FALSE:
-        return 0.0
-    raise InvalidEvent("bad-value", f"label {value!r} is not fraud/genuine (1/0, true/false)")
-
-
-def _field_values(name: str, cells: Sequence[Any], zone: tzinfo, recode: dict[str, str] | None) -> list[Any]:
-    """One column's cells as the field ``name`` of a transaction object: empty cells
-    ``None``, numbers and times parsed where they parse (validation reports the others),
-    other values as text, then recoded. Short rows' ``_SHORT`` is kept."""
-    text = _all_text(cells)
-    if name in _NUMERIC:
-        out = [_number(v) if (v := c.strip()) else None for c in cells] if text else [
-            None if (v := _cell(c)) is None else _number(v) for c in cells
-        ]
-    elif name == "timestamp":
-        out = [_time(v, zone) if (v := c.strip()) else None for c in cells] if text else [
-            None if (v := _cell(c)) is None else _time(v, zone) for c in cells
-        ]
-    else:
-        out = _cells(cells) if text else [None if (v := _cell(c)) is None else _text(v) for c in cells]
-    if recode:
-        out = [recode.get(v, v) if v is not None else None for v in out]
-    return out
-
-
-def _all_text(cells: Sequence[Any]) -> bool:
-    """Whether every cell is a ``str`` (a CSV column without short rows): such a column
-    takes the fast paths of :func:`_cell` (strip, empty is ``None``) without a call per cell."""
-    return set(map(type, cells)) <= _STR_TYPE
-
-
-_STR_TYPE = {str}
-
-
-def _text(value: Any) -> Any:
-    return value if isinstance(value, str) else str(value)
-
-
-def _cells(cells: Sequence[Any]) -> list[Any]:
-    """A column's cells through :func:`_cell` (``_SHORT`` is kept)."""
-    if _all_text(cells):
-        return [c.strip() or None for c in cells]
-    return [_cell(c) for c in cells]
-
-
 def load_history(
     path: str | Path,
     columns: dict[str, str] | None = None,
@@ -344,10 +176,10 @@ def load_history(
     name = path.name.lower()
     table = None
     if name.endswith((".parquet", ".pq")):
-        table = _parquet_table(path)
+        table = parquet_table(path)
         header = list(table.column_names)
     elif name.endswith((".csv", ".csv.gz", ".tsv")):
-        header, rows = _read_csv(path)
+        header, rows = read_csv(path)
     else:
         raise HistoryError(f"{path}: unknown file type; use .csv, .csv.gz or .parquet")
     zone = time_zone(timezone)
@@ -358,20 +190,20 @@ def load_history(
     label_i, label_time_i, type_i = index.get("label"), index.get("label_time"), index.get("fraud_type")
     used = set(index.values())
     chunks = (
-        _parquet_chunks(table, used, index["timestamp"]) if table is not None else _csv_chunks(rows, used)
+        parquet_chunks(table, used, index["timestamp"]) if table is not None else csv_chunks(rows, used)
     )
     hist = History([], np.empty(0), np.empty(0), np.empty(0, dtype=np.int64), mapping)
     acc = _Accumulator(hist, len(header), keep_rejections, progress, zone)
     names = [name for name, _ in fields]
     for size, cells, lengths in chunks:
-        field_columns = [_field_values(name, cells[i], zone, recode.get(name)) for name, i in fields]
+        field_columns = [field_values(name, cells[i], zone, recode.get(name)) for name, i in fields]
         none = [None] * size
         acc.add_chunk(
             names,
             field_columns,
-            none if label_i is None else _cells(cells[label_i]),
-            none if label_time_i is None else _cells(cells[label_time_i]),
-            None if type_i is None else _cells(cells[type_i]),
+            none if label_i is None else cell_column(cells[label_i]),
+            none if label_time_i is None else cell_column(cells[label_time_i]),
+            None if type_i is None else cell_column(cells[type_i]),
             lengths,
         )
     return acc.finish()
@@ -415,21 +247,21 @@ class _Accumulator:
         for values, label, lt, kind in zip(rows, labels, label_times, kinds or labels, strict=True):
             n += 1
             try:
-                if lengths is not None and _SHORT in values:
+                if lengths is not None and SHORT in values:
                     raise IndexError
                 obj = {name: value for name, value in zip(names, values, strict=True) if value is not None}
                 obj.setdefault("transaction_id", f"row-{n}")
                 tx = transaction_from_dict(obj)
                 y = self._label(label)
                 at = math.nan
-                if lt is _SHORT:
+                if lt is SHORT:
                     raise IndexError
                 if lt is not None:
-                    t = _time(lt, zone)
+                    t = epoch(lt, zone)
                     if not isinstance(t, float):
                         raise InvalidEvent("bad-timestamp", f"label_time {lt!r} is not ISO-8601 or epoch seconds")
                     at = t
-                if kind is _SHORT:
+                if kind is SHORT:
                     raise IndexError
             except IndexError:
                 hist.rejected["bad-row"] += 1
@@ -453,16 +285,16 @@ class _Accumulator:
         self.rows = n
 
     def _label(self, label: Any) -> float:
-        """:func:`_truth` of a label cell, remembered per value (a column has a handful)."""
-        if label is _SHORT:
+        """:func:`~offline.backtest.cells.truth_value` of a label cell, remembered per value (a column has a handful)."""
+        if label is SHORT:
             raise IndexError
         try:
             return self._truth_of[label]
         except KeyError:
-            y = self._truth_of[label] = _truth(label)
+            y = self._truth_of[label] = truth_value(label)
             return y
         except TypeError:  # unhashable
-            return _truth(label)
+            return truth_value(label)
 
     def finish(self) -> History:
         """The history: valid transactions sorted by event time (stable), with their truth."""
@@ -504,14 +336,14 @@ def time_range(path: str | Path, columns: dict[str, str] | None = None,
         column = resolve_columns(header, columns or {})["timestamp"]
         values: Iterator[Any] = iter(pq.read_table(path, columns=[column]).column(0).to_pylist())
     elif name.endswith((".csv", ".csv.gz", ".tsv")):
-        header, rows = _read_csv(path)
+        header, rows = read_csv(path)
         i = header.index(resolve_columns(header, columns or {})["timestamp"])
         values = (row[i] if len(row) > i else None for row in rows)
     else:
         raise HistoryError(f"{path}: unknown file type; use .csv, .csv.gz or .parquet")
     lo, hi = math.inf, -math.inf
     for value in values:
-        t = _time(_cell(value), zone)
+        t = epoch(cell(value), zone)
         if isinstance(t, int | float) and not isinstance(t, bool) and math.isfinite(t):
             lo, hi = min(lo, float(t)), max(hi, float(t))
     return (lo, hi) if lo <= hi else None
