@@ -285,7 +285,8 @@ class _Accumulator:
         self.rows = n
 
     def _label(self, label: Any) -> float:
-        """:func:`~offline.backtest.cells.truth_value` of a label cell, remembered per value (a column has a handful)."""
+        """:func:`~offline.backtest.cells.truth_value` of a label cell, remembered per value
+        (a label column has a handful)."""
         if label is SHORT:
             raise IndexError
         try:

@@ -252,4 +252,7 @@ def test_short_rows_are_bad_rows_with_their_cell_count(tmp_path):
     assert [tx.transaction_id for tx in hist.transactions] == ["t1", "t4"]
     assert hist.fraud_types == ["card_testing", None]
     assert hist.rejected == {"bad-row": 2}
-    assert hist.rejections == [(2, "bad-row", "row has 3 cells, header has 6"), (3, "bad-row", "row has 4 cells, header has 6")]
+    assert hist.rejections == [
+        (2, "bad-row", "row has 3 cells, header has 6"),
+        (3, "bad-row", "row has 4 cells, header has 6"),
+    ]
