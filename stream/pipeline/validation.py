@@ -190,27 +190,26 @@ def _number(obj: dict[str, Any], name: str) -> float | None:
 def _optional_strings(obj: dict[str, Any], limits: Limits) -> list[str | None]:
     """The :data:`_OPTIONAL_STR` fields in order, ``None`` when absent or empty.
 
-    ``bad-type`` or ``bad-value`` (too long) for the first bad one. Checked in one pass
-    over the list because this runs for every message: the per-field errors are only
-    worked out when a value is not a plain string of allowed length."""
-    get = obj.get
-    values = [get(name) for name in _OPTIONAL_STR]
+    ``bad-type`` or ``bad-value`` (too long) for the first bad one. One pass over the
+    values because this runs for every message: the per-field errors (and empty strings)
+    are only dealt with when some value is not a plain non-empty string of allowed length."""
+    values = list(map(obj.get, _OPTIONAL_STR))
     limit = limits.max_field_chars
     for value in values:
-        if value is not None and (value.__class__ is not str or len(value) > limit):
-            _check_strings(values, limit)
-            break
-    return [value or None for value in values]
+        if value is not None and (value.__class__ is not str or not value or len(value) > limit):
+            return _checked_strings(values, limit)
+    return values
 
 
-def _check_strings(values: list[Any], limit: int) -> None:
-    """Raise for the first of ``values`` (the :data:`_OPTIONAL_STR` fields) that is not a
-    string or is longer than ``limit``."""
+def _checked_strings(values: list[Any], limit: int) -> list[str | None]:
+    """``values`` (the :data:`_OPTIONAL_STR` fields) with empty strings ``None``; raise for
+    the first that is not a string or is longer than ``limit``."""
     for name, value in zip(_OPTIONAL_STR, values, strict=True):
         if value is not None and not isinstance(value, str):
             raise InvalidEvent("bad-type", f"{name} must be a string, got {_short(value)}")
         if value is not None and len(value) > limit:
             raise InvalidEvent("bad-value", f"{name} is {len(value)} characters long (limit {limit})")
+    return [value or None for value in values]
 
 
 def parse_transaction(

@@ -213,3 +213,8 @@ def test_every_field_lands_in_its_own_attribute():
     assert tx.account_balance == 50.0 * rate and rate != 1.0
     assert tx.extra == {"note": "x"}
     assert transaction_from_dict({k: v for k, v in obj.items() if k != "note"}).extra == {}
+
+
+def test_empty_optional_strings_are_absent():
+    tx = transaction_from_dict({**GOOD, "channel": "", "device_id": "", "merchant_id": "m-2"})
+    assert (tx.channel, tx.device_id, tx.merchant_id) == (None, None, "m-2")
