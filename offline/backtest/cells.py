@@ -70,7 +70,7 @@ def csv_chunks(rows: Iterator[list[Any]], indices: set[int]) -> Iterator[Chunk]:
     Transposed in one C call (``zip``) up to the shortest row's length; a column some
     row is too short for is gathered with ``SHORT`` in its place."""
     while chunk := list(islice(rows, CHUNK_ROWS)):
-        lengths = [len(row) for row in chunk]
+        lengths = list(map(len, chunk))
         shortest = min(lengths)
         whole = list(zip(*chunk, strict=False))  # the first `shortest` columns (rows differ in length)
         yield len(chunk), {

@@ -249,8 +249,10 @@ class _Accumulator:
             try:
                 if lengths is not None and SHORT in values:
                     raise IndexError
-                obj = {name: value for name, value in zip(names, values, strict=True) if value is not None}
-                obj.setdefault("transaction_id", f"row-{n}")
+                # Empty cells stay in as None: validation reads a None field as an absent one.
+                obj = dict(zip(names, values, strict=True))
+                if obj.get("transaction_id") is None:
+                    obj["transaction_id"] = f"row-{n}"
                 tx = transaction_from_dict(obj)
                 y = self._label(label)
                 at = math.nan
