@@ -10,7 +10,8 @@ broker. Run by the throughput benchmark as a child process::
 Options for the transports benchmark (``bench.transports``): ``--transport confluent``
 (Faust's librdkafka driver instead of aiokafka), ``--max-poll-records`` /
 ``--max-fetch-bytes`` / ``--buffer-maxsize`` (larger fetches and stream buffers) and
-``--direct-delivery`` (``stream.faust_patches``' second patch, off in the worker).
+``--delivery faust`` (Faust's own per-message delivery instead of ``stream.faust_patches``'
+direct delivery, the worker's default).
 
 ``GET /count`` answers ``{"count": <events forwarded>}``; ``GET /ready`` answers 200 once
 partitions are assigned.
@@ -41,7 +42,7 @@ def build_app(
     max_poll_records: int | None = None,
     max_fetch_bytes: int | None = None,
     buffer_maxsize: int | None = None,
-    direct_delivery: bool = False,
+    direct_delivery: bool = True,
 ) -> faust.App:
     settings = load_settings(
         overrides={"kafka_bootstrap": bootstrap, "app_id": app_id, "consumer_fetch_max_wait_ms": fetch_max_wait_ms}
@@ -99,7 +100,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--max-poll-records", type=int, help="Faust broker_max_poll_records (default: unbounded)")
     p.add_argument("--max-fetch-bytes", type=int, help="Faust consumer_max_fetch_size, per partition (default 1 MiB)")
     p.add_argument("--buffer-maxsize", type=int, help="Faust stream_buffer_maxsize (default 4096)")
-    p.add_argument("--direct-delivery", action="store_true", help="apply stream.faust_patches' direct delivery")
+    p.add_argument(
+        "--delivery",
+        choices=("direct", "faust"),
+        default="direct",
+        help="direct: stream.faust_patches' direct delivery, as the worker (default); faust: Faust's own",
+    )
     p.add_argument("--loglevel", default="warning", help="Faust's log level (default warning)")
     args = p.parse_args(argv)
     from faust.worker import Worker
@@ -115,7 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         max_poll_records=args.max_poll_records,
         max_fetch_bytes=args.max_fetch_bytes,
         buffer_maxsize=args.buffer_maxsize,
-        direct_delivery=args.direct_delivery,
+        direct_delivery=args.delivery == "direct",
     )
     Worker(app, loglevel=args.loglevel, quiet=True, redirect_stdouts=False).execute_from_commandline()
     return 0

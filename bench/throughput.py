@@ -97,6 +97,8 @@ def start_passthrough(ctx: Context, source: str, sink: str, extra: Sequence[str]
         str(port),
         "--fetch-max-wait-ms",
         str(ctx.settings("passthrough").consumer_fetch_max_wait_ms),
+        "--delivery",  # as the worker's, unless extra says otherwise (argparse: the last one wins)
+        "direct" if ctx.settings("passthrough").consumer_direct_delivery else "faust",
         *extra,
     ]
     return ctx.track(Proc("passthrough", cmd, dict(os.environ), port, ctx.log_path("passthrough"), "/count"))

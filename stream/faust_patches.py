@@ -18,12 +18,15 @@ bench's passthrough) before the app is built; importing this module changes noth
    directly otherwise. The patch is one guarded edit of Faust's own source; if the source
    does not have the expected shape it is not applied (and :func:`install` says so).
 
-   **Off in the worker** (``install(..., direct_delivery=False)``, the default): on Apache
-   Kafka a worker restarted with a backlog (a few thousand transactions produced while it
-   was down) stalled for good on some partitions — 300 to 600 of 1,500 never scored, lag
-   stuck — with the patch, and scored all 1,500 without it (tests/integration/test_faults.py).
-   A delivery that blocks on a full buffer *before* the flow is suspended is not interrupted
-   by the recovery's seek. Correctness first; the bench may still measure it.
+   **On in the worker** (setting ``consumer_direct_delivery``, default on): a worker
+   spends ~25 % less CPU per transaction draining a backlog and its p99 at 1,000 tx/s on
+   Apache Kafka falls ~3x (docs/performance.md). Before the offset guard (patch 4 and
+   :mod:`stream.offsets`) existed, a worker restarted with a backlog on Apache Kafka
+   stalled on some partitions with this patch; with the guard the restart, SIGKILL,
+   scale 1→3→1, broker-failover and rebalance-probe tests pass with it. A delivery that
+   blocks on a full buffer *before* the flow is suspended is still not interrupted by a
+   rebalance (it completes once the stream drains): if a partition's lag ever stays stuck
+   after a rebalance, ``KUNTUR_CONSUMER_DIRECT_DELIVERY=false`` restores Faust's path.
 3. ``AIOKafkaConsumerThread._commit`` keeps only the offsets of partitions still assigned;
    in a rebalance that can leave none, and aiokafka 0.14's ``commit({})`` raises
    ``ValueError({})``, which Faust treats as fatal: the consumer thread crashed and the
