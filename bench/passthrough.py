@@ -10,8 +10,8 @@ broker. Run by the throughput benchmark as a child process::
 Options for the transports benchmark (``bench.transports``): ``--transport confluent``
 (Faust's librdkafka driver instead of aiokafka), ``--max-poll-records`` /
 ``--max-fetch-bytes`` / ``--buffer-maxsize`` (larger fetches and stream buffers) and
-``--delivery faust`` (Faust's own per-message delivery instead of ``stream.faust_patches``'
-direct delivery, the worker's default).
+``--delivery direct|faust`` (``stream.faust_patches``' direct delivery, or Faust's own
+per-message delivery; the worker's ``consumer_direct_delivery`` decides by default).
 
 ``GET /count`` answers ``{"count": <events forwarded>}``; ``GET /ready`` answers 200 once
 partitions are assigned.
@@ -42,7 +42,7 @@ def build_app(
     max_poll_records: int | None = None,
     max_fetch_bytes: int | None = None,
     buffer_maxsize: int | None = None,
-    direct_delivery: bool = True,
+    direct_delivery: bool = False,
 ) -> faust.App:
     settings = load_settings(
         overrides={"kafka_bootstrap": bootstrap, "app_id": app_id, "consumer_fetch_max_wait_ms": fetch_max_wait_ms}
@@ -103,8 +103,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument(
         "--delivery",
         choices=("direct", "faust"),
-        default="direct",
-        help="direct: stream.faust_patches' direct delivery, as the worker (default); faust: Faust's own",
+        default="faust",
+        help="faust: Faust's own per-message delivery (default, as the worker); direct: stream.faust_patches'",
     )
     p.add_argument("--loglevel", default="warning", help="Faust's log level (default warning)")
     args = p.parse_args(argv)

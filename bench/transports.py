@@ -7,8 +7,8 @@ group and writes each message to a topic of its own:
   in this process (the floor of what Python can read: no Faust, no asyncio); and the
   same loop also producing every message to a sink (a plain-client passthrough);
 * **Faust passthrough** (``bench.passthrough``: one agent, one ``send`` per message) with
-  Faust's default aiokafka driver and the worker's tuning (direct delivery); with Faust's
-  own per-message delivery instead; with larger fetches and buffers
+  Faust's default aiokafka driver and the worker's tuning; with the direct-delivery
+  patch (off in the worker: ``stream/faust_patches.py``); with larger fetches and buffers
   (``broker_max_poll_records``, ``consumer_max_fetch_size``, ``stream_buffer_maxsize``);
   and with Faust's ``confluent://`` driver (librdkafka under Faust).
 
@@ -49,8 +49,8 @@ LARGE_FETCH = ("--max-poll-records", "10000", "--max-fetch-bytes", str(8 * 1024 
 VARIANTS: dict[str, tuple[str, tuple[str, ...]]] = {
     "raw": ("raw confluent-kafka consume + orjson decode", ()),
     "raw+produce": ("raw confluent-kafka consume + decode + produce", ()),
-    "aiokafka": ("Faust aiokafka (worker's settings: direct delivery)", ()),
-    "aiokafka-faust": ("Faust aiokafka, Faust's own per-message delivery", ("--delivery", "faust")),
+    "aiokafka": ("Faust aiokafka (worker's settings)", ()),
+    "aiokafka-direct": ("Faust aiokafka, direct delivery", ("--delivery", "direct")),
     "aiokafka-large": ("Faust aiokafka, large fetch/buffers", LARGE_FETCH),
     "confluent": ("Faust confluent:// (librdkafka)", ("--transport", "confluent")),
     "confluent-large": ("Faust confluent://, large fetch/buffers", ("--transport", "confluent", *LARGE_FETCH)),

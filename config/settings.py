@@ -87,7 +87,7 @@ class Settings:
     )
     consumer_fetch_max_wait_ms: int = _opt(20, "longest a fetch waits for data (Faust's fixed default is 1500 ms)")
     consumer_direct_delivery: bool = _opt(
-        True, "hand each fetched message to its stream without Faust's two tasks per message (faust_patches.py)"
+        False, "hand each fetched message to its stream without Faust's two tasks per message (faust_patches.py)"
     )
     producer_linger_ms: float = _opt(
         10.0, "longest a produced record waits for more to share its request (every hop of a transaction may add it)"

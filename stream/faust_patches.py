@@ -18,15 +18,16 @@ bench's passthrough) before the app is built; importing this module changes noth
    directly otherwise. The patch is one guarded edit of Faust's own source; if the source
    does not have the expected shape it is not applied (and :func:`install` says so).
 
-   **On in the worker** (setting ``consumer_direct_delivery``, default on): a worker
-   spends ~25 % less CPU per transaction draining a backlog and its p99 at 1,000 tx/s on
-   Apache Kafka falls ~3x (docs/performance.md). Before the offset guard (patch 4 and
-   :mod:`stream.offsets`) existed, a worker restarted with a backlog on Apache Kafka
-   stalled on some partitions with this patch; with the guard the restart, SIGKILL,
-   scale 1→3→1, broker-failover and rebalance-probe tests pass with it. A delivery that
-   blocks on a full buffer *before* the flow is suspended is still not interrupted by a
-   rebalance (it completes once the stream drains): if a partition's lag ever stays stuck
-   after a rebalance, ``KUNTUR_CONSUMER_DIRECT_DELIVERY=false`` restores Faust's path.
+   **Off in the worker** (setting ``consumer_direct_delivery``, default off). It saves a
+   quarter of the worker's CPU per transaction draining a backlog and cuts the p99 at
+   1,000 tx/s on Apache Kafka ~3x (docs/performance.md), but a worker restarted with a
+   backlog can stall for good on some partitions with it: before the offset guard
+   existed, 300 to 600 of 1,500 never scored in the restart test; with the guard, the
+   SIGKILL-and-restart test (tests/integration/test_faults.py) passed 3 times in a row and
+   then stalled in a full suite run (the restarted worker scored nothing more after its
+   first checkpoint). A delivery that blocks on a full buffer *before* the flow is
+   suspended is not interrupted by the recovery's seek. Correctness first; the bench
+   measures both (``bench.transports``, ``--set consumer_direct_delivery=true``).
 3. ``AIOKafkaConsumerThread._commit`` keeps only the offsets of partitions still assigned;
    in a rebalance that can leave none, and aiokafka 0.14's ``commit({})`` raises
    ``ValueError({})``, which Faust treats as fatal: the consumer thread crashed and the
