@@ -19,8 +19,7 @@ bench's passthrough) before the app is built; importing this module changes noth
    does not have the expected shape it is not applied (and :func:`install` says so).
 
    **Off in the worker** (setting ``consumer_direct_delivery``, default off). It saves a
-   quarter of the worker's CPU per transaction draining a backlog and cuts the p99 at
-   1,000 tx/s on Apache Kafka ~3x (docs/performance.md), but a worker restarted with a
+   quarter of the CPU per message (docs/performance.md), but a worker restarted with a
    backlog can stall for good on some partitions with it: before the offset guard
    existed, 300 to 600 of 1,500 never scored in the restart test; with the guard, the
    SIGKILL-and-restart test (tests/integration/test_faults.py) passed 3 times in a row and
